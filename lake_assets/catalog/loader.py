@@ -1,0 +1,199 @@
+"""Load `metadata/` into a validated `Catalog`, collecting every problem with its file and key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from lake_assets.catalog.models import Feed, Owners, Projection
+from lake_assets.catalog.rules import cross_file_problems
+from lake_assets.errors import MetadataError, MetadataProblem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every feed, projection and team, with the YAML file each came from."""
+
+    root: Path
+    feeds: tuple[Feed, ...]
+    projections: tuple[Projection, ...]
+    owners: Owners
+    files: dict[str, str] = field(default_factory=dict)
+
+    def feed(self, name: str) -> Feed:
+        """The feed called `name`; raises KeyError naming the known feeds."""
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        raise KeyError(f"no feed {name!r}; known feeds: {', '.join(f.name for f in self.feeds)}")
+
+    def file_of(self, kind: str, name: str) -> str:
+        """The metadata file (relative to the metadata root) that declared `kind` `name`."""
+        return self.files[f"{kind}:{name}"]
+
+    def sql_path(self, projection: Projection) -> Path:
+        """Absolute path of a projection's SQL file."""
+        return (self.root / self.file_of("projection", projection.name)).parent / projection.sql
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def read_yaml(path: Path, rel: str) -> tuple[Any, list[MetadataProblem]]:
+    """Parse one YAML file; returns the data, or None with the problem that stopped it."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return None, [MetadataProblem(rel, where, f"invalid YAML: {problem}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [MetadataProblem(rel, "", f"cannot read: {exc}")]
+    if not isinstance(data, dict):
+        return None, [MetadataProblem(rel, "", "expected a mapping at the top level")]
+    return data, []
+
+
+def key_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """Render a pydantic error location, naming list items by their `name` when they have one.
+
+    ('tables', 0, 'columns', 2, 'phi') becomes `tables[encounters].columns[mrn].phi`.
+    """
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            child = node[item] if isinstance(node, list) and item < len(node) else None
+            label = child.get("name") if isinstance(child, dict) else None
+            parts.append(f"[{label if isinstance(label, str) else item}]")
+            node = child
+        else:
+            parts.append(f".{item}" if parts else str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _validate(
+    model: type[M], data: Any, rel: str
+) -> tuple[M | None, list[MetadataProblem]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        problems = [
+            MetadataProblem(rel, key_path(err["loc"], data), _describe(err))
+            for err in exc.errors(include_url=False)
+        ]
+        return None, problems
+
+
+def _describe(err: Any) -> str:
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown key (not part of the metadata schema)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return message
+
+
+def _yaml_files(folder: Path) -> Iterator[Path]:
+    if folder.is_dir():
+        yield from sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+
+
+def load_catalog(root: Path | str) -> Catalog:
+    """Load and validate every metadata file under `root`.
+
+    Returns the Catalog. Raises MetadataError listing every problem, each naming file and key.
+    """
+    root = Path(root)
+    problems: list[MetadataProblem] = []
+    files: dict[str, str] = {}
+    if not root.is_dir():
+        raise MetadataError([MetadataProblem(str(root), "", "metadata folder does not exist")])
+
+    owners = _load_owners(root, problems, files)
+    feeds = _load_many(root, "feeds", Feed, "feed", problems, files)
+    projections = _load_many(root, "projections", Projection, "projection", problems, files)
+    if owners is not None:
+        catalog = Catalog(root, tuple(feeds), tuple(projections), owners, files)
+        problems.extend(cross_file_problems(catalog))
+    if problems:
+        raise MetadataError(problems)
+    assert owners is not None
+    return Catalog(root, tuple(feeds), tuple(projections), owners, files)
+
+
+def _load_owners(
+    root: Path, problems: list[MetadataProblem], files: dict[str, str]
+) -> Owners | None:
+    path = root / "owners.yaml"
+    if not path.is_file():
+        problems.append(MetadataProblem("owners.yaml", "", "file is missing"))
+        return None
+    data, found = read_yaml(path, "owners.yaml")
+    problems.extend(found)
+    if data is None:
+        return None
+    owners, found = _validate(Owners, data, "owners.yaml")
+    problems.extend(found)
+    if owners is not None:
+        files.update({f"team:{name}": "owners.yaml" for name in owners.teams})
+    return owners
+
+
+def _load_many(
+    root: Path,
+    folder: str,
+    model: type[M],
+    kind: str,
+    problems: list[MetadataProblem],
+    files: dict[str, str],
+) -> list[M]:
+    loaded: list[M] = []
+    for path in _yaml_files(root / folder):
+        rel = path.relative_to(root).as_posix()
+        data, found = read_yaml(path, rel)
+        problems.extend(found)
+        if data is None:
+            continue
+        item, found = _validate(model, data, rel)
+        problems.extend(found)
+        if item is None:
+            continue
+        key = f"{kind}:{item.name}"
+        if key in files:
+            problems.append(
+                MetadataProblem(rel, "name", f"{kind} {item.name!r} is also declared in {files[key]}")
+            )
+            continue
+        files[key] = rel
+        loaded.append(item)
+    return loaded

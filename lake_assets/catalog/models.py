@@ -1,0 +1,336 @@
+"""Frozen pydantic models of the metadata: feeds, tables, columns, projections and owners.
+
+The YAML under `metadata/` is validated into these models; builders only ever read the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+TeamName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]*$", max_length=63)]
+
+FormatKind = Literal["csv", "delimited", "hl7v2", "xml"]
+ArchiveKind = Literal["zip", "gzip", "none"]
+ColumnType = Literal["string", "integer", "long", "double", "boolean", "date", "timestamp"]
+PhiTag = Literal["hash", "redact", "year_only", "zip3", "age"]
+CdcMode = Literal["append", "scd1", "scd2"]
+EvolutionMode = Literal["rescue", "fail", "add_columns"]
+PartitionDim = Literal["date", "facility"]
+Severity = Literal["warn", "error"]
+RowAction = Literal["keep", "quarantine", "fail"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _parse_duration(value: object) -> object:
+    """Accept `90s`, `15m`, `2h`, `1d` besides what pydantic takes for a timedelta."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        amount, unit = match.groups()
+        return timedelta(**{_DURATION_UNITS[unit]: float(amount)})
+    return value
+
+
+def _parse_size(value: object) -> object:
+    """Accept `512MB`, `40 MB`, `2GB` or a plain byte count."""
+    if isinstance(value, str) and (match := _SIZE.match(value)):
+        amount, unit = match.groups()
+        return int(float(amount) * _SIZE_UNITS[(unit or "").upper()])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
+
+
+class Model(BaseModel):
+    """Base for every metadata model: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Bounds(Model):
+    """An inclusive numeric range; either end may be open."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class ColumnChecks(Model):
+    """Row-level rules for one column, and what to do when a row breaks them."""
+
+    range: Bounds | None = None
+    allowed: tuple[str, ...] | None = None
+    regex: str | None = None
+    length: Bounds | None = None
+    unique: bool = False
+    severity: Severity = "error"
+    blocking: bool = False
+    action: RowAction = "quarantine"
+
+    @model_validator(mode="after")
+    def _valid_regex(self) -> ColumnChecks:
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from exc
+        return self
+
+
+class Column(Model):
+    """A column: its type, where it comes from in the source record, and its PHI tag."""
+
+    name: Name
+    type: ColumnType = "string"
+    source: str | None = Field(
+        default=None,
+        description="CSV header, XPath relative to the record, or HL7 field path like PID-5.1; "
+        "defaults to the column name",
+    )
+    format: str | None = Field(default=None, description="strptime format for date/timestamp")
+    nullable: bool = True
+    description: str = ""
+    phi: PhiTag | None = None
+    checks: ColumnChecks = ColumnChecks()
+
+    @property
+    def source_or_name(self) -> str:
+        """The source field, falling back to the column name."""
+        return self.source or self.name
+
+
+class Reference(Model):
+    """Referential integrity: values of `column` must exist in `table`.`to_column`."""
+
+    column: str
+    table: str = Field(description="a table name in any feed (its silver table)")
+    to_column: str
+
+
+class RowCountCheck(Model):
+    """Flag a partition whose row count strays from the trailing average."""
+
+    lookback_days: int = Field(default=7, ge=1, le=90)
+    min_ratio: float = Field(default=0.5, ge=0)
+    max_ratio: float = Field(default=2.0, gt=0)
+
+
+class TableChecks(Model):
+    """Table-level rules."""
+
+    row_count: RowCountCheck | None = None
+    references: tuple[Reference, ...] = ()
+    severity: Severity = "warn"
+    blocking: bool = False
+
+
+class DeleteSignal(Model):
+    """Rows whose `column` holds one of `values` delete the key in silver (e.g. HL7 A23)."""
+
+    column: str
+    values: tuple[str, ...] = Field(min_length=1)
+
+
+class Table(Model):
+    """A table produced from a feed: how records are selected, keyed, and merged into silver."""
+
+    name: Name
+    description: str = ""
+    selector: str | None = Field(
+        default=None, description="XPath of the record element (XML) or segment id (HL7)"
+    )
+    keys: tuple[str, ...] = ()
+    sequence_by: str | None = None
+    cdc: CdcMode = "append"
+    schema_evolution: EvolutionMode = "rescue"
+    deletes: DeleteSignal | None = None
+    checks: TableChecks = TableChecks()
+    columns: tuple[Column, ...] = Field(min_length=1)
+
+    def column(self, name: str) -> Column | None:
+        """The column called `name`, or None."""
+        return next((c for c in self.columns if c.name == name), None)
+
+
+class FileFormat(Model):
+    """How data files inside an archive are laid out."""
+
+    kind: FormatKind
+    delimiter: str | None = None
+    header: bool = True
+    quote: str | None = '"'
+    member_pattern: str = Field(default="*", description="glob for data members in the archive")
+
+    @model_validator(mode="after")
+    def _delimiter_fits_kind(self) -> FileFormat:
+        if self.kind == "delimited" and not self.delimiter:
+            raise ValueError("a delimited format needs a delimiter, e.g. '|'")
+        if self.kind in ("hl7v2", "xml") and self.delimiter:
+            raise ValueError(f"format {self.kind} takes no delimiter")
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+        return self
+
+
+class Archive(Model):
+    """How archives are packed; zip passwords come from a named secret, never from metadata."""
+
+    kind: ArchiveKind = "zip"
+    password_secret: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    max_uncompressed: ByteSize = 2 * 10**9
+    max_ratio: float = Field(default=200.0, gt=1)
+    max_members: int = Field(default=10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _password_only_for_zip(self) -> Archive:
+        if self.password_secret and self.kind != "zip":
+            raise ValueError(f"archive kind {self.kind} cannot carry a password_secret")
+        return self
+
+
+class FacilityRule(Model):
+    """Where the facility id comes from: a landing path segment or a filename pattern."""
+
+    path_segment: int | None = Field(default=None, ge=0, description="0 = first after prefix")
+    filename_pattern: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FacilityRule:
+        if (self.path_segment is None) == (self.filename_pattern is None):
+            raise ValueError("set exactly one of path_segment or filename_pattern")
+        if self.filename_pattern is not None:
+            try:
+                groups = re.compile(self.filename_pattern).groupindex
+            except re.error as exc:
+                raise ValueError(f"filename_pattern does not compile: {exc}") from exc
+            if "facility" not in groups:
+                raise ValueError("filename_pattern needs a named group (?P<facility>...)")
+        return self
+
+
+class Landing(Model):
+    """Where a feed's archives land, relative to LANDING_ROOT."""
+
+    prefix: str = Field(pattern=r"^[A-Za-z0-9_\-/]+/$")
+    facility: FacilityRule = FacilityRule(path_segment=0)
+
+
+class BatchLimits(Model):
+    """Caps for one run's batch of archives."""
+
+    max_archives: int = Field(default=500, ge=1)
+    max_bytes: ByteSize = 1_000_000_000
+
+
+class Freshness(Model):
+    """SLA windows: warn after one, fail after the other."""
+
+    warn_after: Duration
+    fail_after: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Freshness:
+        if self.warn_after > self.fail_after:
+            raise ValueError("warn_after must not be longer than fail_after")
+        return self
+
+
+class Feed(Model):
+    """A facility feed: how its archives are packed and parsed, and the tables it fills."""
+
+    name: Name
+    description: str = ""
+    owners: tuple[str, ...] = Field(min_length=1)
+    subscribers: tuple[str, ...] = ()
+    format: FileFormat
+    archive: Archive = Archive()
+    encoding: str = "utf-8"
+    landing: Landing
+    batch: BatchLimits = BatchLimits()
+    partitions: tuple[PartitionDim, ...] = ("date",)
+    freshness: Freshness
+    silence_after: Duration | None = Field(
+        default=None, description="report a facility that sent nothing for this long"
+    )
+    tables: tuple[Table, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _partitions_shape(self) -> Feed:
+        if self.partitions not in (("date",), ("date", "facility")):
+            raise ValueError("partitions must be [date] or [date, facility]")
+        return self
+
+    def table(self, name: str) -> Table | None:
+        """The table called `name`, or None."""
+        return next((t for t in self.tables if t.name == name), None)
+
+    def fingerprint(self, table: Table) -> str:
+        """A short hash of what shapes `table`'s bronze asset, used as its code_version."""
+        feed_part = self.model_dump_json(exclude={"tables", "description", "subscribers"})
+        return hashlib.sha256((feed_part + table.model_dump_json()).encode()).hexdigest()[:16]
+
+
+class Projection(Model):
+    """A gold table: a Spark SQL file over silver and gold tables."""
+
+    name: Name
+    description: str = ""
+    owners: tuple[str, ...] = Field(min_length=1)
+    subscribers: tuple[str, ...] = ()
+    sql: str = Field(pattern=r"^[A-Za-z0-9_\-/.]+\.sql$")
+    freshness: Freshness
+    partitions: tuple[Literal["date"], ...] = ()
+    partition_column: str | None = None
+    lookback_days: int = Field(default=0, ge=0, le=365)
+
+    @model_validator(mode="after")
+    def _partition_column(self) -> Projection:
+        if self.partitions and not self.partition_column:
+            raise ValueError("a date-partitioned projection needs partition_column")
+        return self
+
+
+class Team(Model):
+    """A team that owns or subscribes to data, and how to reach it."""
+
+    description: str = ""
+    email: tuple[str, ...] = ()
+    slack_webhook_secret: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    pagerduty_routing_key_secret: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Team:
+        if not (
+            self.email
+            or self.slack_webhook_secret
+            or self.pagerduty_routing_key_secret
+            or self.webhook_url
+        ):
+            raise ValueError("a team needs at least one channel")
+        for address in self.email:
+            if "@" not in address:
+                raise ValueError(f"{address!r} is not an email address")
+        return self
+
+
+class Owners(Model):
+    """The contents of `metadata/owners.yaml`."""
+
+    teams: dict[TeamName, Team] = Field(min_length=1)
