@@ -107,11 +107,21 @@ def _validate(
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
+        errors = exc.errors(include_url=False)
         problems = [
             MetadataProblem(rel, key_path(err["loc"], data), _describe(err))
-            for err in exc.errors(include_url=False)
+            for err in errors
+            if not _echo_of_item_error(err, errors)
         ]
         return None, problems
+
+
+def _echo_of_item_error(err: Any, errors: list[Any]) -> bool:
+    """Pydantic also reports a list as too short when its only items failed; that is noise."""
+    loc = err["loc"]
+    return err["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in errors
+    )
 
 
 def _describe(err: Any) -> str:
@@ -144,7 +154,8 @@ def load_catalog(root: Path | str) -> Catalog:
     projections = _load_many(root, "projections", Projection, "projection", problems, files)
     if owners is not None:
         catalog = Catalog(root, tuple(feeds), tuple(projections), owners, files)
-        problems.extend(cross_file_problems(catalog))
+        # References to another feed's tables are only judged when every feed loaded.
+        problems.extend(cross_file_problems(catalog, complete=not problems))
     if problems:
         raise MetadataError(problems)
     assert owners is not None

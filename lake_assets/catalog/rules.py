@@ -12,9 +12,13 @@ if TYPE_CHECKING:
     from lake_assets.catalog.loader import Catalog
 
 
-def cross_file_problems(catalog: Catalog) -> list[MetadataProblem]:
-    """Every cross-file problem in `catalog`, each naming the file and key path."""
-    checks = (
+def cross_file_problems(catalog: Catalog, *, complete: bool = True) -> list[MetadataProblem]:
+    """Every cross-file problem in `catalog`, each naming the file and key path.
+
+    With `complete=False` (some file failed to load) rules that look across feeds are skipped,
+    so a broken file does not also show up as a missing reference elsewhere.
+    """
+    checks = [
         _unknown_owners,
         _duplicate_tables,
         _column_references,
@@ -22,7 +26,9 @@ def cross_file_problems(catalog: Catalog) -> list[MetadataProblem]:
         _shared_tables_agree,
         _overlapping_prefixes,
         _projection_files,
-    )
+    ]
+    if complete:
+        checks.append(_table_references)
     return [problem for check in checks for problem in check(catalog)]
 
 
@@ -65,13 +71,19 @@ def _duplicate_tables(catalog: Catalog) -> Iterator[MetadataProblem]:
 
 
 def _column_references(catalog: Catalog) -> Iterator[MetadataProblem]:
-    all_tables = {t.name: t for f in catalog.feeds for t in f.tables}
     for feed in catalog.feeds:
         file = catalog.file_of("feed", feed.name)
         for table in feed.tables:
             for key, name in _named_columns(table):
                 if table.column(name) is None:
                     yield _unknown_column(file, table, key, name)
+
+
+def _table_references(catalog: Catalog) -> Iterator[MetadataProblem]:
+    all_tables = {t.name: t for f in catalog.feeds for t in f.tables}
+    for feed in catalog.feeds:
+        file = catalog.file_of("feed", feed.name)
+        for table in feed.tables:
             for index, ref in enumerate(table.checks.references):
                 key = f"tables[{table.name}].checks.references[{index}]"
                 target = all_tables.get(ref.table)

@@ -1,0 +1,134 @@
+"""SQL over the configuration itself: the catalog as in-memory SQLite tables.
+
+Tables: feeds, tables, columns, projections, owners; each row names the YAML file it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from lake_assets.catalog.loader import Catalog
+from lake_assets.errors import LakehouseError
+
+_SCHEMA = {
+    "feeds": (
+        "name", "description", "format", "delimiter", "archive", "password_secret", "encoding",
+        "landing_prefix", "partitions", "owners", "subscribers", "warn_after_s", "fail_after_s",
+        "max_archives", "max_bytes", "tables", "file",
+    ),
+    "tables": (
+        "feed", "name", "description", "selector", "keys", "sequence_by", "cdc",
+        "schema_evolution", "columns", "file",
+    ),
+    "columns": (
+        "feed", "table", "name", "type", "source", "format", "nullable", "phi", "description",
+        "checks", "file",
+    ),
+    "projections": (
+        "name", "description", "owners", "subscribers", "sql", "partitions", "lookback_days",
+        "warn_after_s", "fail_after_s", "file",
+    ),
+    "owners": (
+        "team", "description", "email", "slack_webhook_secret", "pagerduty_routing_key_secret",
+        "webhook_url", "file",
+    ),
+}
+
+
+class CatalogQueryError(LakehouseError):
+    """The SQL given to `lakehouse catalog` failed; the message carries SQLite's reason."""
+
+
+def _joined(values: tuple[str, ...]) -> str:
+    return ",".join(values)
+
+
+def _feed_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
+    for f in catalog.feeds:
+        yield (
+            f.name, f.description.strip(), f.format.kind, f.format.delimiter, f.archive.kind,
+            f.archive.password_secret, f.encoding, f.landing.prefix, _joined(f.partitions),
+            _joined(f.owners), _joined(f.subscribers), f.freshness.warn_after.total_seconds(),
+            f.freshness.fail_after.total_seconds(), f.batch.max_archives, f.batch.max_bytes,
+            len(f.tables), catalog.file_of("feed", f.name),
+        )
+
+
+def _table_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
+    for f in catalog.feeds:
+        for t in f.tables:
+            yield (
+                f.name, t.name, t.description, t.selector, _joined(t.keys), t.sequence_by,
+                t.cdc, t.schema_evolution, len(t.columns), catalog.file_of("feed", f.name),
+            )
+
+
+def _column_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
+    for f in catalog.feeds:
+        for t in f.tables:
+            for c in t.columns:
+                checks = c.checks.model_dump(exclude_defaults=True)
+                yield (
+                    f.name, t.name, c.name, c.type, c.source_or_name, c.format, int(c.nullable),
+                    c.phi, c.description, json.dumps(checks) if checks else None,
+                    catalog.file_of("feed", f.name),
+                )
+
+
+def _projection_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
+    for p in catalog.projections:
+        yield (
+            p.name, p.description.strip(), _joined(p.owners), _joined(p.subscribers), p.sql,
+            _joined(p.partitions), p.lookback_days, p.freshness.warn_after.total_seconds(),
+            p.freshness.fail_after.total_seconds(), catalog.file_of("projection", p.name),
+        )
+
+
+def _owner_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
+    for name, team in catalog.owners.teams.items():
+        yield (
+            name, team.description, _joined(team.email), team.slack_webhook_secret,
+            team.pagerduty_routing_key_secret, team.webhook_url, catalog.file_of("team", name),
+        )
+
+
+_ROWS = {
+    "feeds": _feed_rows,
+    "tables": _table_rows,
+    "columns": _column_rows,
+    "projections": _projection_rows,
+    "owners": _owner_rows,
+}
+
+
+def connect(catalog: Catalog) -> sqlite3.Connection:
+    """An in-memory SQLite connection holding the catalog tables."""
+    connection = sqlite3.connect(":memory:")
+    for table, columns in _SCHEMA.items():
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        connection.execute(f'CREATE TABLE "{table}" ({quoted})')
+        marks = ", ".join("?" for _ in columns)
+        connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', _ROWS[table](catalog))
+    connection.commit()
+    connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+def run_query(catalog: Catalog, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run `sql` over the catalog; returns column names and rows.
+
+    Raises CatalogQueryError with SQLite's message and the available tables.
+    """
+    connection = connect(catalog)
+    try:
+        cursor = connection.execute(sql)
+    except sqlite3.Error as exc:
+        tables = "; ".join(f"{t}({', '.join(c)})" for t, c in _SCHEMA.items())
+        raise CatalogQueryError(f"catalog query failed: {exc}. Tables: {tables}") from exc
+    names = [d[0] for d in cursor.description or ()]
+    rows = cursor.fetchall()
+    connection.close()
+    return names, rows

@@ -1,0 +1,87 @@
+"""The `lakehouse` command line: validate metadata, query the catalog, simulate facility data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from lake_assets.catalog.loader import load_catalog
+from lake_assets.catalog.query import run_query
+from lake_assets.errors import LakehouseError, MetadataError
+from lake_assets.settings import metadata_root
+from lake_assets.simulate.command import register as register_simulate
+
+app = typer.Typer(
+    help="Healthcare lakehouse: metadata-driven Dagster assets on Spark and Delta Lake.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+# Wide output when piped, so CI logs and files keep whole cells.
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True)
+
+
+def fail(error: LakehouseError, code: int = 1) -> typer.Exit:
+    """Print `error` to stderr without a traceback; returns the Exit to raise."""
+    errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def validate(
+    path: Annotated[Path | None, typer.Argument(help="metadata folder (default: metadata/)")] = None,
+) -> None:
+    """Lint the metadata; exit non-zero listing every problem with its file and key."""
+    root = (path or metadata_root())
+    try:
+        catalog = load_catalog(root)
+    except MetadataError as exc:
+        for problem in exc.problems:
+            errors.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        errors.print(f"{len(exc.problems)} problem(s) in {root}", highlight=False)
+        raise typer.Exit(1) from None
+    tables = sum(len(f.tables) for f in catalog.feeds)
+    console.print(
+        f"[green]✓[/] {root}: {len(catalog.feeds)} feeds, {tables} tables, "
+        f"{len(catalog.projections)} projections, {len(catalog.owners.teams)} teams",
+        highlight=False,
+    )
+
+
+@app.command()
+def catalog(
+    sql: Annotated[str, typer.Argument(help="SQL over feeds, tables, columns, projections, owners")],
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of rows")] = False,
+    path: Annotated[Path | None, typer.Option("--metadata", help="metadata folder")] = None,
+) -> None:
+    """Run SQL over the configuration, e.g. every PHI column and the file it is declared in."""
+    try:
+        names, rows = run_query(load_catalog((path or metadata_root())), sql)
+    except LakehouseError as exc:
+        raise fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps([dict(zip(names, row, strict=True)) for row in rows], indent=2))
+        return
+    table = RichTable(*names, show_lines=False, header_style="bold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+    console.print(f"{len(rows)} row(s)", style="dim")
+
+
+register_simulate(app)
+
+
+def main() -> None:
+    """Entry point that turns deliberate errors into clean messages."""
+    try:
+        app()
+    except LakehouseError as exc:
+        raise SystemExit(fail(exc).exit_code) from None

@@ -1,0 +1,49 @@
+"""Fixtures shared by every test folder: the project's metadata, copied so tests can break it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+METADATA = PROJECT_ROOT / "metadata"
+DEV_SECRETS = PROJECT_ROOT / "dev.secrets"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test gets its own lake root and the development secrets."""
+    monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.delenv("LANDING_ROOT", raising=False)
+    monkeypatch.delenv("LAKE_METADATA", raising=False)
+    monkeypatch.setenv("LAKE_SECRETS_FILE", str(DEV_SECRETS))
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+@pytest.fixture
+def metadata_copy(tmp_path: Path) -> Path:
+    """A private copy of `metadata/` that a test may edit."""
+    target = tmp_path / "metadata"
+    shutil.copytree(METADATA, target)
+    return target
+
+
+EditFn = Callable[[str, Callable[[dict[str, Any]], None]], None]
+
+
+@pytest.fixture
+def edit_yaml(metadata_copy: Path) -> EditFn:
+    """Edit one YAML file of the metadata copy through a function on its parsed data."""
+
+    def edit(relative: str, change: Callable[[dict[str, Any]], None]) -> None:
+        path = metadata_copy / relative
+        data = yaml.safe_load(path.read_text())
+        change(data)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    return edit
