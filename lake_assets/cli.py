@@ -85,3 +85,7 @@ def main() -> None:
         app()
     except LakehouseError as exc:
         raise SystemExit(fail(exc).exit_code) from None
+
+
+if __name__ == "__main__":
+    main()
