@@ -1,0 +1,127 @@
+"""The landing zone: where facilities drop archives, local or s3://, listed by date and hour.
+
+Layout (docs/landing-contract.md): `<prefix><YYYY-MM-DD>/<HH>/<facility>/<archive>`. Listing an
+open hour is one or two LIST calls, whatever the number of facilities.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec import AbstractFileSystem
+
+from lake_assets.catalog.models import Feed
+from lake_assets.errors import LakehouseError
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HOUR = re.compile(r"^\d{2}$")
+
+
+class LandingPathError(LakehouseError):
+    """A landed file's path does not fit the feed's landing rules."""
+
+
+@dataclass(frozen=True, order=True)
+class LandedArchive:
+    """One archive in the landing zone; `path` is relative to the landing root."""
+
+    path: str
+    size: int
+    facility: str
+    arrival_date: str
+    arrival_hour: str
+
+
+def open_landing(root: str, *, storage_options: dict[str, Any] | None = None) -> LandingZone:
+    """A LandingZone over `root` (local folder or s3://bucket/prefix)."""
+    fs, base = fsspec.core.url_to_fs(root, **(storage_options or {}))
+    return LandingZone(fs=fs, base=base.rstrip("/"), root=root.rstrip("/"))
+
+
+def locate(feed: Feed, path: str) -> tuple[str, str, str]:
+    """(arrival date, hour, facility) of a landing path relative to the landing root.
+
+    Raises LandingPathError naming the path and feed when it does not follow the layout.
+    """
+    if not path.startswith(feed.landing.prefix):
+        raise LandingPathError(f"{path}: not under feed {feed.name}'s prefix {feed.landing.prefix}")
+    segments = path[len(feed.landing.prefix) :].split("/")
+    if len(segments) < 3 or not _DATE.match(segments[0]) or not _HOUR.match(segments[1]):
+        raise LandingPathError(
+            f"{path}: feed {feed.name} expects <prefix><YYYY-MM-DD>/<HH>/<facility>/<archive>"
+        )
+    rule = feed.landing.facility
+    if rule.path_segment is not None:
+        if rule.path_segment >= len(segments) - 1:
+            raise LandingPathError(
+                f"{path}: feed {feed.name} takes the facility from path segment "
+                f"{rule.path_segment}, which this path does not have"
+            )
+        facility = segments[rule.path_segment]
+    else:
+        match = re.search(rule.filename_pattern or "", segments[-1])
+        if not match:
+            raise LandingPathError(
+                f"{path}: file name does not match feed {feed.name}'s facility pattern"
+            )
+        facility = match.group("facility")
+    return segments[0], segments[1], facility
+
+
+@dataclass(frozen=True)
+class LandingZone:
+    """Lists a feed's archives by arrival date and hour."""
+
+    fs: AbstractFileSystem
+    base: str
+    root: str
+
+    def dates(self, feed: Feed) -> list[str]:
+        """Arrival dates that have a folder under the feed's prefix, oldest first."""
+        return sorted(name for name in self._children(feed.landing.prefix) if _DATE.match(name))
+
+    def hours(self, feed: Feed, date: str) -> list[str]:
+        """Hour folders (`00`-`23`) of one arrival date, oldest first."""
+        names = self._children(f"{feed.landing.prefix}{date}/")
+        return sorted(name for name in names if _HOUR.match(name))
+
+    def archives(self, feed: Feed, date: str, hour: str | None = None) -> list[LandedArchive]:
+        """Every archive of one arrival date (or one hour of it), sorted by path."""
+        folder = f"{feed.landing.prefix}{date}/" + (f"{hour}/" if hour else "")
+        found = self._find(folder)
+        archives = []
+        for path, size in found:
+            day, hh, facility = locate(feed, path)
+            archives.append(LandedArchive(path, size, facility, day, hh))
+        return sorted(archives)
+
+    def url(self, path: str) -> str:
+        """Full URL (or local path) of a landing-relative path."""
+        return f"{self.root}/{path}"
+
+    def read(self, path: str) -> bytes:
+        """The bytes of one landed archive."""
+        return self.fs.cat_file(f"{self.base}/{path}")
+
+    def _children(self, relative: str) -> list[str]:
+        target = f"{self.base}/{relative}".rstrip("/")
+        if not self.fs.exists(target):
+            return []
+        entries = self.fs.ls(target, detail=True)
+        folders = [e["name"].rstrip("/") for e in entries if e["type"] == "directory"]
+        return [name.rsplit("/", 1)[-1] for name in folders]
+
+    def _find(self, relative: str) -> list[tuple[str, int]]:
+        target = f"{self.base}/{relative}".rstrip("/")
+        if not self.fs.exists(target):
+            return []
+        entries = self.fs.find(target, detail=True)
+        prefix = f"{self.base}/"
+        return [
+            (name[len(prefix) :], int(info.get("size") or 0))
+            for name, info in entries.items()
+            if info.get("type") == "file" and not name.rsplit("/", 1)[-1].startswith(".")
+        ]
