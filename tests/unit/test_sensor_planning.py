@@ -1,0 +1,88 @@
+"""Landing listing, cursor and batch planning behind the feed sensors (no Dagster instance)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from lake_assets.catalog.loader import load_catalog
+from lake_assets.factory.batching import FeedCursor, plan_batches
+from lake_assets.factory.sensors import new_archives
+from resources.landing import LandingPathError, locate, open_landing
+from tests.conftest import METADATA
+
+CATALOG = load_catalog(METADATA)
+LAB = CATALOG.feed("lab_results")
+CENSUS = CATALOG.feed("bed_census")
+
+
+def land(root: Path, feed: str, date: str, hour: str, facility: str, name: str, size: int) -> None:
+    folder = root / feed / date / hour / facility
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b"x" * size)
+
+
+def test_locate_reads_date_hour_and_facility() -> None:
+    assert locate(LAB, "lab_results/2026-11-20/09/FAC00001/a.zip") == (
+        "2026-11-20", "09", "FAC00001")
+    with pytest.raises(LandingPathError, match="lab_results/oops.zip: feed lab_results expects"):
+        locate(LAB, "lab_results/oops.zip")
+
+
+def test_sensor_lists_only_new_archives_and_seals_old_hours(tmp_path: Path) -> None:
+    land(tmp_path, "lab_results", "2026-11-20", "09", "FAC00001", "a.zip", 10)
+    land(tmp_path, "lab_results", "2026-11-20", "10", "FAC00002", "b.zip", 10)
+    land(tmp_path, "lab_results", "2026-11-20", "10", "FAC00002", ".b2.zip.part", 10)
+    zone = open_landing(str(tmp_path))
+    cursor = FeedCursor()
+    found, hours = new_archives(zone, LAB, cursor)
+    assert [a.path for a in found] == [
+        "lab_results/2026-11-20/09/FAC00001/a.zip",
+        "lab_results/2026-11-20/10/FAC00002/b.zip",
+    ]
+    assert hours == ["2026-11-20/09", "2026-11-20/10"]
+    cursor.mark(found)
+    cursor.seal(datetime(2026, 11, 20, 12, 30, tzinfo=UTC), incomplete=set())
+    assert cursor.sealed_before == "2026-11-20/10"  # 09 ended > 2 h ago; 10 is still open
+    land(tmp_path, "lab_results", "2026-11-20", "10", "FAC00003", "c.zip", 10)
+    land(tmp_path, "lab_results", "2026-11-20", "09", "FAC00003", "late.zip", 10)
+    cursor = FeedCursor.parse(cursor.serialize())
+    found, hours = new_archives(zone, LAB, cursor)
+    assert [a.path for a in found] == ["lab_results/2026-11-20/10/FAC00003/c.zip"]
+    assert hours == ["2026-11-20/10"]
+
+
+def test_batches_respect_limits_and_never_mix_dates(tmp_path: Path) -> None:
+    for index in range(5):
+        land(tmp_path, "lab_results", "2026-11-20", "23", "FAC00001", f"a{index}.zip", 100)
+    land(tmp_path, "lab_results", "2026-11-21", "00", "FAC00001", "b.zip", 100)
+    zone = open_landing(str(tmp_path))
+    archives = zone.archives(LAB, "2026-11-20") + zone.archives(LAB, "2026-11-21")
+    limited = LAB.model_copy(update={"batch": LAB.batch.model_copy(update={"max_archives": 2})})
+    batches = plan_batches(limited, archives, first_number=7)
+    assert [(b.batch_id, len(b.archives)) for b in batches] == [
+        ("20261120-0000007", 2), ("20261120-0000008", 2), ("20261120-0000009", 1),
+        ("20261121-0000010", 1),
+    ]
+    by_bytes = LAB.model_copy(update={"batch": LAB.batch.model_copy(update={"max_bytes": 250})})
+    assert [len(b.archives) for b in plan_batches(by_bytes, archives, first_number=0)] == [2, 2, 1, 1]
+
+
+def test_facility_partitioned_feed_batches_per_facility(tmp_path: Path) -> None:
+    land(tmp_path, "bed_census", "2026-11-20", "08", "FAC00001", "a.zip", 10)
+    land(tmp_path, "bed_census", "2026-11-20", "08", "FAC00002", "b.zip", 10)
+    archives = open_landing(str(tmp_path)).archives(CENSUS, "2026-11-20")
+    batches = plan_batches(CENSUS, archives, first_number=0)
+    assert [(b.facility, len(b.archives)) for b in batches] == [("FAC00001", 1), ("FAC00002", 1)]
+
+
+def test_cursor_keeps_archives_left_for_a_later_tick(tmp_path: Path) -> None:
+    land(tmp_path, "lab_results", "2026-11-01", "03", "FAC00001", "a.zip", 10)
+    zone = open_landing(str(tmp_path))
+    cursor = FeedCursor()
+    found, _ = new_archives(zone, LAB, cursor)
+    cursor.seal(datetime(2026, 11, 21, tzinfo=UTC), incomplete={"2026-11-01/03"})
+    assert cursor.sealed_before == "2026-11-01/03"
+    assert new_archives(zone, LAB, cursor)[0] == found
