@@ -41,3 +41,31 @@ class SimulationError(LakehouseError):
 
 class SecretNotFoundError(LakehouseError):
     """A secret named in metadata is neither in the environment nor in the secrets file."""
+
+
+class DeltaStorageError(LakehouseError):
+    """A Delta table could not be read or written; the message names the table."""
+
+
+class NotADeltaTableError(DeltaStorageError):
+    """The location holds no Delta log, or holds other files where a new table would go."""
+
+
+class DeltaSchemaError(DeltaStorageError):
+    """Incoming columns do not fit the table schema; names the table and the column."""
+
+
+class DeltaPredicateError(DeltaStorageError):
+    """A predicate names an unknown column, uses an unsupported operator, or rows fall outside it."""
+
+
+class DeltaConflictError(DeltaStorageError):
+    """A concurrent commit changed the files this operation read; rerun the operation."""
+
+
+class DeltaMaintenanceError(DeltaStorageError):
+    """A maintenance request would break time travel or names an unknown column."""
+
+
+class SparkConfigError(LakehouseError):
+    """The Spark master or remote URL is not one the lakehouse can use."""
