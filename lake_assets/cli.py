@@ -36,7 +36,7 @@ def fail(error: LakehouseError, code: int = 1) -> typer.Exit:
 
 @app.command()
 def validate(
-    path: Annotated[Path | None, typer.Argument(help="metadata folder (default: metadata/)")] = None,
+    path: Annotated[Path | None, typer.Argument(help="metadata folder (default metadata/)")] = None,
 ) -> None:
     """Lint the metadata; exit non-zero listing every problem with its file and key."""
     root = (path or metadata_root())
@@ -57,13 +57,13 @@ def validate(
 
 @app.command()
 def catalog(
-    sql: Annotated[str, typer.Argument(help="SQL over feeds, tables, columns, projections, owners")],
+    sql: Annotated[str, typer.Argument(help="SQL over the catalog tables")],
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of rows")] = False,
     path: Annotated[Path | None, typer.Option("--metadata", help="metadata folder")] = None,
 ) -> None:
     """Run SQL over the configuration, e.g. every PHI column and the file it is declared in."""
     try:
-        names, rows = run_query(load_catalog((path or metadata_root())), sql)
+        names, rows = run_query(load_catalog(path or metadata_root()), sql)
     except LakehouseError as exc:
         raise fail(exc) from None
     if as_json:

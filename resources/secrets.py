@@ -46,5 +46,6 @@ def get_secret(name: str, *, environ: dict[str, str] | None = None) -> str:
             found = read_secrets_file(path).get(name)
             if found is not None:
                 return found
-    where = f"${ENV_PREFIX}{name}" + (f" or {file}" if file else f" (and ${FILE_VARIABLE} is unset)")
+    fallback = f" or {file}" if file else f" (and ${FILE_VARIABLE} is unset)"
+    where = f"${ENV_PREFIX}{name}{fallback}"
     raise SecretNotFoundError(f"secret {name} is not set: looked in {where}")

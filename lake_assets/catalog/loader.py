@@ -69,7 +69,7 @@ def read_yaml(path: Path, rel: str) -> tuple[Any, list[MetadataProblem]]:
     """Parse one YAML file; returns the data, or None with the problem that stopped it."""
     try:
         with path.open(encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader subclass
+            data = yaml.load(handle, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
@@ -202,7 +202,9 @@ def _load_many(
         key = f"{kind}:{item.name}"
         if key in files:
             problems.append(
-                MetadataProblem(rel, "name", f"{kind} {item.name!r} is also declared in {files[key]}")
+                MetadataProblem(
+                    rel, "name", f"{kind} {item.name!r} is also declared in {files[key]}"
+                )
             )
             continue
         files[key] = rel

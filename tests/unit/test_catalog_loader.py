@@ -98,8 +98,10 @@ def test_rule_table_and_column_names_unique_in_feed(
 
     edit_yaml("feeds/adt_events.yaml", duplicate)
     found = problems_of(metadata_copy)
-    assert "feeds/adt_events.yaml: tables[adt_messages].name: table 'adt_messages' is declared "
-    "twice in feed 'adt_events'" in found
+    assert (
+        "feeds/adt_events.yaml: tables[adt_messages].name: table 'adt_messages' is declared "
+        "twice in feed 'adt_events'"
+    ) in found
     assert any("tables[patients].columns[mrn].name: column 'mrn' is declared twice" in p
                for p in found)
 
