@@ -1,0 +1,136 @@
+"""The ingestion manifest `_lake.ingested_files`: one row per archive, the exactly-once ledger.
+
+Rows are few (one per archive of a batch), so the driver writes them with delta-rs directly. Each
+batch's rows commit with the app transaction `manifest/<feed>/<batch>`, so a replayed batch never
+records an archive twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("size", pa.int64()),
+        ("sha256", pa.string()),
+        ("feed", pa.string()),
+        ("facility", pa.string()),
+        ("arrival_date", pa.string()),
+        ("batch_id", pa.string()),
+        ("status", pa.string()),  # loaded | quarantined | failed
+        ("rows", pa.int64()),
+        ("bad_rows", pa.int64()),
+        ("rows_by_table", pa.string()),  # JSON {table: rows}
+        ("reason", pa.string()),
+        ("message", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """What happened to one archive."""
+
+    path: str
+    size: int
+    sha256: str
+    feed: str
+    facility: str
+    arrival_date: str
+    batch_id: str
+    status: str
+    rows: int
+    bad_rows: int
+    rows_by_table: str
+    reason: str | None
+    message: str | None
+    ingested_at: object
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Reads and appends the manifest Delta table at `uri`."""
+
+    uri: str
+    storage_options: dict[str, str] | None = None
+
+    def _table(self) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.uri, storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+
+    def committed(self, feed: str, batch_id: str) -> bool:
+        """Whether the batch's manifest rows are already committed."""
+        table = self._table()
+        return table is not None and table.transaction_version(_app_id(feed, batch_id)) is not None
+
+    def record(self, feed: str, batch_id: str, rows: Iterable[ManifestRow]) -> bool:
+        """Append a batch's rows once; returns False when the batch was already recorded."""
+        if self.committed(feed, batch_id):
+            return False
+        data = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
+        write_deltalake(
+            self.uri,
+            data,
+            mode="append",
+            partition_by=["feed"],
+            storage_options=self.storage_options,
+            commit_properties=CommitProperties(
+                app_transactions=[Transaction(_app_id(feed, batch_id), 1)]
+            ),
+        )
+        return True
+
+    def replace_slice(
+        self, feed: str, date: str, facility: str | None, rows: Iterable[ManifestRow]
+    ) -> None:
+        """Replace the manifest rows of one arrival date (and facility) after a day re-run."""
+        data = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
+        # Values are a validated feed name, an ISO date and a facility id from the landing path.
+        predicate = f"feed = '{feed}' AND arrival_date = '{date}'"
+        if facility is not None:
+            predicate += f" AND facility = '{facility}'"
+        write_deltalake(
+            self.uri,
+            data,
+            mode="overwrite" if self._table() is not None else "append",
+            predicate=predicate if self._table() is not None else None,
+            partition_by=["feed"],
+            storage_options=self.storage_options,
+        )
+
+    def known(self, feed: str, dates: Iterable[str], paths: Iterable[str]) -> set[str]:
+        """The subset of `paths` (of the given arrival dates) the manifest already holds."""
+        table = self._table()
+        wanted = list(set(paths))
+        if table is None or not wanted:
+            return set()
+        dataset = table.to_pyarrow_dataset()
+        condition = (
+            (pc.field("feed") == feed)
+            & pc.field("arrival_date").isin(sorted(set(dates)))
+            & pc.field("path").isin(wanted)
+        )
+        found = dataset.to_table(columns=["path"], filter=condition)
+        return set(found.column("path").to_pylist())
+
+    def rows(self, feed: str | None = None) -> pa.Table:
+        """Every manifest row (of one feed), for reports and tests."""
+        table = self._table()
+        if table is None:
+            return SCHEMA.empty_table()
+        condition = pc.field("feed") == feed if feed else None
+        return table.to_pyarrow_dataset().to_table(filter=condition)
+
+
+def _app_id(feed: str, batch_id: str) -> str:
+    return f"manifest/{feed}/{batch_id}"
