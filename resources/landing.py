@@ -18,6 +18,8 @@ from lake_assets.errors import LakehouseError
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _HOUR = re.compile(r"^\d{2}$")
+# Facility ids end up in partition keys and Delta predicates, so they are kept to a safe alphabet.
+_FACILITY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class LandingPathError(LakehouseError):
@@ -68,6 +70,11 @@ def locate(feed: Feed, path: str) -> tuple[str, str, str]:
                 f"{path}: file name does not match feed {feed.name}'s facility pattern"
             )
         facility = match.group("facility")
+    if not _FACILITY.match(facility):
+        raise LandingPathError(
+            f"{path}: facility id {facility!r} of feed {feed.name} may only use letters, digits, "
+            "'_', '.' and '-'"
+        )
     return segments[0], segments[1], facility
 
 

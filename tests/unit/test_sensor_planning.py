@@ -27,7 +27,7 @@ def land(root: Path, feed: str, date: str, hour: str, facility: str, name: str, 
 def test_locate_reads_date_hour_and_facility() -> None:
     assert locate(LAB, "lab_results/2026-11-20/09/FAC00001/a.zip") == (
         "2026-11-20", "09", "FAC00001")
-    with pytest.raises(LandingPathError, match="lab_results/oops.zip: feed lab_results expects"):
+    with pytest.raises(LandingPathError, match=r"lab_results/oops\.zip: feed lab_results expects"):
         locate(LAB, "lab_results/oops.zip")
 
 
@@ -67,7 +67,8 @@ def test_batches_respect_limits_and_never_mix_dates(tmp_path: Path) -> None:
         ("20261121-0000010", 1),
     ]
     by_bytes = LAB.model_copy(update={"batch": LAB.batch.model_copy(update={"max_bytes": 250})})
-    assert [len(b.archives) for b in plan_batches(by_bytes, archives, first_number=0)] == [2, 2, 1, 1]
+    sizes = [len(b.archives) for b in plan_batches(by_bytes, archives, first_number=0)]
+    assert sizes == [2, 2, 1, 1]
 
 
 def test_facility_partitioned_feed_batches_per_facility(tmp_path: Path) -> None:
