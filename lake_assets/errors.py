@@ -69,3 +69,42 @@ class DeltaMaintenanceError(DeltaStorageError):
 
 class SparkConfigError(LakehouseError):
     """The Spark master or remote URL is not one the lakehouse can use."""
+
+
+class ArchiveRejected(LakehouseError):
+    """An archive cannot be loaded and is quarantined whole; `reason` is a contract reason code.
+
+    Codes (docs/landing-contract.md): corrupt, truncated, empty, wrong_password, too_large,
+    bad_encoding. The message names the feed and the archive, never a patient value.
+    """
+
+    def __init__(self, reason: str, message: str, *, path: str, feed: str) -> None:
+        self.reason = reason
+        self.detail = message
+        self.path = path
+        self.feed = feed
+        super().__init__(f"feed {feed}: archive {path} quarantined ({reason}): {message}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments: rebuild explicitly so the error survives pickling to the driver.
+        return (_rebuild_archive_rejected, (self.reason, self.detail, self.path, self.feed))
+
+
+def _rebuild_archive_rejected(reason: str, message: str, path: str, feed: str) -> ArchiveRejected:
+    return ArchiveRejected(reason, message, path=path, feed=feed)
+
+
+class ColumnSourceError(LakehouseError):
+    """A table's selector or a column's source cannot be used by the feed's format parser."""
+
+
+class LandingPathError(LakehouseError):
+    """A landed file's path does not follow the feed's landing rules; names the path and feed."""
+
+
+class SimulationOptionError(SimulationError):
+    """One simulator option is out of range; `option` names it as on the command line."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(f"--{option}: {message}")

@@ -1,0 +1,247 @@
+"""Open landed archives (zip with WinZip AES or ZipCrypto, gzip, plain files) within limits.
+
+Headers are never trusted: bytes are counted as they stream, per member and per archive, and
+member names are labels only — nothing is ever written to disk under a member's name.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fnmatch
+import posixpath
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import libarchive
+from libarchive import ffi
+
+from lake_assets.catalog.models import Feed
+from lake_assets.errors import ArchiveRejected
+
+CHUNK = 256 * 1024
+# Small files compress better than any sane ratio limit allows (a 300-byte zip holding 80 KB of
+# repetitive CSV is "400:1"); the ratio limit applies only past this many uncompressed bytes.
+RATIO_FLOOR = 4 * 1024 * 1024
+_EOCD = b"PK\x05\x06"
+_LOCAL_HEADER = b"PK\x03\x04"
+_GZIP_MAGIC = b"\x1f\x8b"
+_PASSWORD_ERRORS = ("passphrase", "decryption", "authentication", "bad crc", "decompression")
+
+
+class Member(NamedTuple):
+    """One data file of an archive: its name (a label, never a path) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass
+class _Budget:
+    """Uncompressed bytes and members still allowed for one archive."""
+
+    feed: Feed
+    path: str
+    compressed: int
+    streamed: int = 0
+    members: int = 0
+
+    def count_member(self) -> None:
+        self.members += 1
+        limit = self.feed.archive.max_members
+        if self.members > limit:
+            self.reject("too_large", f"more than {limit} members (archive.max_members)")
+
+    def count_bytes(self, size: int, *, index: int, declared: int | None, so_far: int) -> None:
+        self.streamed += size
+        limits = self.feed.archive
+        if declared is not None and so_far > declared:
+            self.reject(
+                "too_large",
+                f"member #{index} expands past the {declared:,} bytes its header declares",
+            )
+        if self.streamed > limits.max_uncompressed:
+            self.reject(
+                "too_large",
+                f"more than {limits.max_uncompressed:,} uncompressed bytes "
+                "(archive.max_uncompressed)",
+            )
+        if self.streamed > RATIO_FLOOR and self.streamed > limits.max_ratio * self.compressed:
+            self.reject(
+                "too_large",
+                f"expands more than {limits.max_ratio:g} times its {self.compressed:,} bytes "
+                "(archive.max_ratio)",
+            )
+
+    def reject(self, reason: str, message: str) -> None:
+        raise ArchiveRejected(reason, message, path=self.path, feed=self.feed.name)
+
+
+def iter_members(feed: Feed, *, data: bytes, path: str, password: str | None) -> Iterator[Member]:
+    """Yield the data members of one archive, in archive order, within the feed's limits.
+
+    Members whose name does not match `format.member_pattern`, directories and links are skipped
+    (they still count towards `max_members`). Raises ArchiveRejected with reason `empty`,
+    `corrupt`, `truncated`, `wrong_password` or `too_large`; members yielded before a rejection
+    must be discarded by the caller.
+    """
+    budget = _Budget(feed=feed, path=path, compressed=len(data))
+    if not data:
+        budget.reject("empty", "the archive has zero bytes")
+    kind = feed.archive.kind
+    if kind == "zip":
+        members = _zip_members(budget, data, password)
+    elif kind == "gzip":
+        members = _gzip_members(budget, data)
+    else:
+        members = _plain_members(budget, data)
+    found = 0
+    for member in members:
+        found += 1
+        yield member
+    if not found:
+        budget.reject("empty", f"no member matches {feed.format.member_pattern!r}")
+
+
+def is_data_member(feed: Feed, name: str) -> bool:
+    """Whether member `name` is a data file of `feed` (case-insensitive glob on the full name)."""
+    return fnmatch.fnmatchcase(name.lower(), feed.format.member_pattern.lower())
+
+
+def _plain_members(budget: _Budget, data: bytes) -> Iterator[Member]:
+    name = posixpath.basename(budget.path)
+    budget.count_member()
+    budget.count_bytes(len(data), index=1, declared=None, so_far=len(data))
+    if is_data_member(budget.feed, name):
+        yield Member(name, data)
+
+
+def _gzip_members(budget: _Budget, data: bytes) -> Iterator[Member]:
+    name = posixpath.basename(budget.path)
+    name = name[:-3] if name.lower().endswith(".gz") else name
+    if not data.startswith(_GZIP_MAGIC):
+        budget.reject("corrupt", "not a gzip file")
+    budget.count_member()
+    parts: list[bytes] = []
+    rest = data
+    while rest:
+        if not rest.startswith(_GZIP_MAGIC):
+            budget.reject("corrupt", "unexpected bytes after the gzip data")
+        rest = _inflate_one(budget, rest, parts)
+    if is_data_member(budget.feed, name):
+        yield Member(name, b"".join(parts))
+
+
+def _inflate_one(budget: _Budget, data: bytes, parts: list[bytes]) -> bytes:
+    """Inflate one gzip stream of `data` into `parts`; returns the bytes after it."""
+    inflater = zlib.decompressobj(wbits=31)
+    pending = data
+    size = sum(len(p) for p in parts)
+    try:
+        while pending and not inflater.eof:
+            out = inflater.decompress(pending, CHUNK)
+            pending = inflater.unconsumed_tail
+            size += len(out)
+            budget.count_bytes(len(out), index=1, declared=None, so_far=size)
+            parts.append(out)
+    except zlib.error as exc:
+        budget.reject("corrupt", f"gzip data is damaged ({exc})")
+    if not inflater.eof:
+        budget.reject("truncated", "the gzip data ends early")
+    return inflater.unused_data
+
+
+def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator[Member]:
+    _check_zip_frame(budget, data)
+    encrypted = False
+    index = 0
+    try:
+        with libarchive.memory_reader(
+            data, format_name="zip", filter_name="none", passphrase=password or None
+        ) as archive:
+            for entry in archive:
+                index += 1
+                budget.count_member()
+                encrypted = encrypted or bool(_entry_is_encrypted(entry._entry_p))
+                name = _member_name(entry)
+                if not entry.isreg or not is_data_member(budget.feed, name):
+                    continue
+                declared = entry.size if ffi.entry_size_is_set(entry._entry_p) else None
+                yield Member(name, _stream(budget, archive._pointer, index, declared))
+    except libarchive.ArchiveError as exc:
+        reason, message = _classify(exc, encrypted=encrypted, has_password=bool(password))
+        budget.reject(reason, message if not index else f"member #{index}: {message}")
+
+
+def _check_zip_frame(budget: _Budget, data: bytes) -> None:
+    """Reject what libarchive would misread: not a zip, or a zip without its directory."""
+    if not (data.startswith(_LOCAL_HEADER) or data.startswith(_EOCD)):
+        budget.reject("corrupt", "not a zip archive")
+    end = data.rfind(_EOCD, max(0, len(data) - 65_557))
+    if end < 0 or len(data) - end < 22:
+        budget.reject("truncated", "the zip ends early: no end-of-central-directory record")
+
+
+def _stream(budget: _Budget, archive_p: int, index: int, declared: int | None) -> bytes:
+    """The bytes of the current entry, counted chunk by chunk against the budget."""
+    buffer = ctypes.create_string_buffer(CHUNK)
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        count = ffi.read_data(archive_p, buffer, CHUNK)
+        if count == 0:
+            return b"".join(parts)
+        if count < 0:
+            # ARCHIVE_WARN: libarchive-c only logs it; a data warning means the bytes are bad.
+            message = ffi.error_string(archive_p) or b"unreadable member data"
+            raise libarchive.ArchiveError(message.decode("ascii", "replace"), retcode=count)
+        size += count
+        budget.count_bytes(count, index=index, declared=declared, so_far=size)
+        parts.append(ctypes.string_at(buffer, count))
+
+
+def _classify(
+    exc: libarchive.ArchiveError, *, encrypted: bool, has_password: bool
+) -> tuple[str, str]:
+    """A (reason, message) for a libarchive error; messages carry no member content."""
+    text = str(exc.msg or "").lower()
+    if "passphrase" in text:
+        if not has_password:
+            return "wrong_password", "the archive is encrypted and no password was given"
+        return "wrong_password", "the password does not open the archive"
+    if "truncated" in text or "premature end" in text:
+        return "truncated", "the archive ends early"
+    if encrypted and any(marker in text for marker in _PASSWORD_ERRORS):
+        # ZipCrypto checks a password with one byte: a wrong one passes 1 time in 256 and then
+        # fails here as a CRC or inflate error, exactly like damaged bytes would.
+        return "wrong_password", "wrong password or corrupt data (decryption check failed)"
+    if "unrecognized archive format" in text:
+        return "corrupt", "not a readable zip archive"
+    return "corrupt", f"damaged zip data ({_safe(text)})"
+
+
+def _safe(text: str) -> str:
+    """libarchive's message, cut short and stripped of anything but plain characters."""
+    return "".join(ch for ch in text[:120] if ch.isalnum() or ch in " ()-:,.")
+
+
+def _member_name(entry: libarchive.ArchiveEntry) -> str:
+    raw = ffi.entry_pathname(entry._entry_p)
+    if raw is None:
+        return entry.pathname or ""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp437")
+
+
+def _bind_entry_is_encrypted() -> ctypes._CFuncPtr:
+    # Item access returns a fresh function object, so libarchive-c's shared bindings are untouched.
+    function = ffi.libarchive["archive_entry_is_encrypted"]
+    function.argtypes = [ctypes.c_void_p]
+    function.restype = ctypes.c_int
+    return function
+
+
+_entry_is_encrypted = _bind_entry_is_encrypted()

@@ -1,0 +1,140 @@
+"""Convert raw string columns to their declared types, vectorised with pyarrow.compute.
+
+Python's own parsers are the reference: Arrow's fast path is kept only where it provably agrees
+(dates must round-trip through their format); the few rows it cannot settle fall back to Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake_assets.catalog.models import Column
+
+DEFAULT_FORMATS = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%dT%H:%M:%S"}
+TRUE_VALUES = ("true", "1", "y")
+FALSE_VALUES = ("false", "0", "n")
+_INTEGER = r"^[+-]?[0-9]+$"
+_DOUBLE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+# Directives Arrow's strptime does not handle the way Python does; such formats use Python only.
+_PYTHON_ONLY = ("%f", "%z", "%Z", "%c", "%x", "%X", "%G", "%V", "%u", "%U", "%W")
+_NULL = pa.scalar(None, pa.string())
+
+Converted = tuple[pa.Array, pa.Array]
+"""(typed values, mask of rows whose non-empty raw value did not convert)."""
+
+
+def arrow_type(column: Column) -> pa.DataType:
+    """The Arrow type of `column` in bronze (a timestamp with %z in its format is UTC)."""
+    if column.type == "timestamp":
+        zoned = "%z" in (column.format or "")
+        return pa.timestamp("us", tz="UTC") if zoned else pa.timestamp("us")
+    return _TYPES[column.type]
+
+
+def convert(column: Column, raw: pa.Array) -> Converted:
+    """`raw` strings as `column`'s type; empty and absent values become null, not failures.
+
+    Strings keep their blanks; other types are trimmed first. Failed rows are null in the values.
+    """
+    if column.type == "string":
+        values = _blank_to_null(raw)
+        return values, pa.array([False] * len(values), pa.bool_())
+    values = _blank_to_null(pc.utf8_trim_whitespace(raw))
+    converter = _CONVERTERS.get(column.type, _temporal)
+    out = converter(column, values)
+    failed = pc.and_(pc.is_valid(values), pc.is_null(out))
+    return out, failed
+
+
+def _blank_to_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(values, ""), _NULL, values)
+
+
+def _integer(column: Column, values: pa.Array) -> pa.Array:
+    low, high = _INT32 if column.type == "integer" else _INT64
+    candidates = pc.if_else(pc.match_substring_regex(values, _INTEGER), values, _NULL)
+    candidates = pc.replace_substring_regex(candidates, r"^\+", "")
+    try:
+        wide = pc.cast(candidates, pa.int64())
+    except pa.ArrowInvalid:  # a value past int64: settle each row in Python
+        wide = pa.array([_int_or_none(v, low, high) for v in candidates.to_pylist()], pa.int64())
+    inside = pc.and_(pc.greater_equal(wide, low), pc.less_equal(wide, high))
+    return pc.cast(pc.if_else(inside, wide, pa.scalar(None, pa.int64())), arrow_type(column))
+
+
+def _int_or_none(value: str | None, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def _double(column: Column, values: pa.Array) -> pa.Array:
+    candidates = pc.if_else(pc.match_substring_regex(values, _DOUBLE), values, _NULL)
+    numbers = pc.cast(candidates, pa.float64())
+    return pc.if_else(pc.is_finite(numbers), numbers, pa.scalar(None, pa.float64()))
+
+
+def _boolean(column: Column, values: pa.Array) -> pa.Array:
+    lowered = pc.utf8_lower(values)
+    true = pc.is_in(lowered, value_set=pa.array(TRUE_VALUES))
+    false = pc.is_in(lowered, value_set=pa.array(FALSE_VALUES))
+    none = pa.scalar(None, pa.bool_())
+    return pc.if_else(true, True, pc.if_else(false, False, none))
+
+
+def _temporal(column: Column, values: pa.Array) -> pa.Array:
+    """Dates and timestamps by `column.format` with strptime semantics (Feb 30 is a failure)."""
+    fmt = column.format or DEFAULT_FORMATS[column.type]
+    target = arrow_type(column)
+    python = _python_parser(column.type, fmt)
+    if any(directive in fmt for directive in _PYTHON_ONLY):
+        return pa.array([python(v) for v in values.to_pylist()], target)
+    parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
+    # Arrow normalises 2024-02-30 to March 1st; only values that round-trip are taken as read.
+    agrees = pc.equal(pc.strftime(parsed, format=fmt), values)
+    unsettled = pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(agrees, False)))
+    fast = pc.cast(parsed, target)
+    if not pc.any(unsettled).as_py():
+        return fast
+    redo = pc.filter(values, unsettled).to_pylist()
+    return pc.replace_with_mask(fast, unsettled, pa.array([python(v) for v in redo], target))
+
+
+def _python_parser(kind: str, fmt: str) -> Callable[[str | None], date | datetime | None]:
+    def parse(value: str | None) -> date | datetime | None:
+        if value is None:
+            return None
+        try:
+            moment = datetime.strptime(value, fmt)
+        except ValueError:
+            return None
+        if kind == "date":
+            return moment.date()
+        if moment.tzinfo is not None:
+            return moment.astimezone(UTC)
+        return moment
+
+    return parse
+
+
+_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "integer": pa.int32(),
+    "long": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+}
+_CONVERTERS: dict[str, Callable[[Column, pa.Array], pa.Array]] = {
+    "integer": _integer,
+    "long": _integer,
+    "double": _double,
+    "boolean": _boolean,
+}
