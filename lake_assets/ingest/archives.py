@@ -12,7 +12,7 @@ import posixpath
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import libarchive
 from libarchive import ffi
@@ -74,7 +74,7 @@ class _Budget:
                 "(archive.max_ratio)",
             )
 
-    def reject(self, reason: str, message: str) -> None:
+    def reject(self, reason: str, message: str) -> NoReturn:
         raise ArchiveRejected(reason, message, path=self.path, feed=self.feed.name)
 
 
@@ -165,6 +165,9 @@ def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator
                 budget.count_member()
                 encrypted = encrypted or bool(_entry_is_encrypted(entry._entry_p))
                 name = _member_name(entry)
+                if name is None:
+                    # Skipping it could silently drop a data file; refuse the archive instead.
+                    budget.reject("corrupt", f"member #{index} has a name that cannot be read")
                 if not entry.isreg or not is_data_member(budget.feed, name):
                     continue
                 declared = entry.size if ffi.entry_size_is_set(entry._entry_p) else None
@@ -226,10 +229,11 @@ def _safe(text: str) -> str:
     return "".join(ch for ch in text[:120] if ch.isalnum() or ch in " ()-:,.")
 
 
-def _member_name(entry: libarchive.ArchiveEntry) -> str:
+def _member_name(entry: libarchive.ArchiveEntry) -> str | None:
+    """The name as a label: UTF-8 when it decodes, else cp437 (which decodes any bytes)."""
     raw = ffi.entry_pathname(entry._entry_p)
     if raw is None:
-        return entry.pathname or ""
+        return ffi.entry_pathname_w(entry._entry_p)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

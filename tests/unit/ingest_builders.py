@@ -45,7 +45,7 @@ def aes_zip(members: Members, password: str = PASSWORD) -> bytes:
     ) as archive:
         archive.setpassword(password.encode())
         for name, data in members:
-            archive.writestr(_text_name(name), data)
+            archive.writestr(name if isinstance(name, str) else name.decode("cp437"), data)
     return buffer.getvalue()
 
 
@@ -66,22 +66,20 @@ def zipcrypto_zip(members: Members, password: str = PASSWORD) -> bytes:
 
 
 def plain_zip(members: Members) -> bytes:
-    """An unencrypted deflated zip; bytes names are written raw (no UTF-8 flag)."""
+    """An unencrypted deflated zip; a bytes name is stored raw, without the UTF-8 flag (cp437)."""
     buffer = io.BytesIO()
+    raw_names: list[tuple[bytes, bytes]] = []
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members:
-            info = zipfile.ZipInfo(_text_name(name))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data)
+            if isinstance(name, bytes):
+                placeholder = bytes(b if b < 0x80 else 0x58 for b in name)
+                raw_names.append((placeholder, name))
+                name = placeholder.decode("ascii")
+            archive.writestr(zipfile.ZipInfo(name), data, compress_type=zipfile.ZIP_DEFLATED)
     raw = buffer.getvalue()
-    for name, _ in members:
-        if isinstance(name, bytes):
-            raw = raw.replace(name.decode("cp437").encode("utf-8"), name)
+    for placeholder, name in raw_names:
+        raw = raw.replace(placeholder, name)
     return raw
-
-
-def _text_name(name: str | bytes) -> str:
-    return name.decode("cp437") if isinstance(name, bytes) else name
 
 
 def gzipped(data: bytes) -> bytes:
