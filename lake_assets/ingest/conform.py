@@ -39,22 +39,23 @@ def conform(table: Table, raw: RawTable, *, members: pa.Array) -> tuple[pa.Table
     string columns, then `_rescued_data` (JSON or null) and `_source_member`.
     """
     checked = [_check(column, raw.columns[column.name]) for column in table.columns]
-    mismatch = pa.array(
-        [table.schema_evolution == "fail" and fields is not None for fields in raw.unknown],
-        pa.bool_(),
-    )
+    has_unknown = any(fields is not None for fields in raw.unknown)
+    if table.schema_evolution == "fail" and has_unknown:
+        mismatch = pa.array([fields is not None for fields in raw.unknown], pa.bool_())
+    else:
+        mismatch = pa.repeat(False, raw.num_rows)
     bad = mismatch
     for item in checked:
         bad = pc.or_(bad, pc.or_(item.missing, pc.or_(item.null, item.failed)))
     rows = pc.indices_nonzero(bad) if pc.any(bad).as_py() else pa.array([], pa.uint64())
     records = _bad_records(table, raw, checked, rows, members=members, mismatch=mismatch)
-    good = _good_table(table, raw, checked, pc.invert(bad), members)
+    good = _good_table(table, raw, checked, pc.invert(bad), members, has_unknown=has_unknown)
     return good, records
 
 
 def _check(column: Column, raw: pa.Array) -> _Checked:
     values, failed = convert(column, raw)
-    none = pa.array([False] * len(raw), pa.bool_())
+    none = pa.repeat(False, len(raw))
     if column.nullable:
         return _Checked(column, values, none, none, failed)
     absent = raw.is_null()
@@ -119,17 +120,26 @@ def _failure(column: Column) -> str:
 
 
 def _good_table(
-    table: Table, raw: RawTable, checked: list[_Checked], keep: pa.Array, members: pa.Array
+    table: Table,
+    raw: RawTable,
+    checked: list[_Checked],
+    keep: pa.Array,
+    members: pa.Array,
+    *,
+    has_unknown: bool,
 ) -> pa.Table:
     arrays = {item.column.name: pc.filter(item.values, keep) for item in checked}
-    kept = [fields for fields, ok in zip(raw.unknown, keep.to_pylist(), strict=True) if ok]
-    leftovers = kept
-    if table.schema_evolution == "add_columns":
-        extra, leftovers = _extra_columns(kept, taken=set(arrays))
-        arrays.update(extra)
-    arrays[RESCUED] = pa.array(
-        [to_json(fields) if fields else None for fields in leftovers], pa.string()
-    )
+    rows = len(arrays[checked[0].column.name])
+    if not has_unknown:
+        arrays[RESCUED] = pa.nulls(rows, pa.string())
+    else:
+        kept = [fields for fields, ok in zip(raw.unknown, keep.to_pylist(), strict=True) if ok]
+        if table.schema_evolution == "add_columns":
+            extra, kept = _extra_columns(kept, taken=set(arrays))
+            arrays.update(extra)
+        arrays[RESCUED] = pa.array(
+            [to_json(fields) if fields else None for fields in kept], pa.string()
+        )
     arrays[SOURCE_MEMBER] = pc.filter(members, keep)
     return pa.table(arrays)
 

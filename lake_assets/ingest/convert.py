@@ -6,8 +6,10 @@ Python's own parsers are the reference: Arrow's fast path is kept only where it 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -96,15 +98,62 @@ def _temporal(column: Column, values: pa.Array) -> pa.Array:
     python = _python_parser(column.type, fmt)
     if any(directive in fmt for directive in _PYTHON_ONLY):
         return pa.array([python(v) for v in values.to_pylist()], target)
-    parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
-    # Arrow normalises 2024-02-30 to March 1st; only values that round-trip are taken as read.
-    agrees = pc.equal(pc.strftime(parsed, format=fmt), values)
-    unsettled = pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(agrees, False)))
+    parsed, settled = _numeric_fast_path(values, fmt) or _round_trip_fast_path(values, fmt)
+    unsettled = pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(settled, False)))
     fast = pc.cast(parsed, target)
     if not pc.any(unsettled).as_py():
         return fast
     redo = pc.filter(values, unsettled).to_pylist()
     return pc.replace_with_mask(fast, unsettled, pa.array([python(v) for v in redo], target))
+
+
+def _numeric_fast_path(values: pa.Array, fmt: str) -> tuple[pa.Array, pa.Array] | None:
+    """Zero-padded numeric formats (%Y %m %d %H %M %S, each once): values are settled when they
+    have the exact layout and Arrow did not roll them over (Feb 30 into March, second 60 into
+    the next minute), checked by comparing the parsed day and second with the digits sent."""
+    layout = _fixed_layout(fmt)
+    if layout is None:
+        return None
+    pattern, offsets = layout
+    matched = pc.match_substring_regex(values, pattern)
+    parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
+    settled = matched
+    for code, extract in (("d", pc.day), ("S", pc.second)):
+        if code in offsets:
+            digits = pc.utf8_slice_codeunits(values, offsets[code], offsets[code] + 2)
+            sent = pc.cast(pc.if_else(matched, digits, _NULL), pa.int64())
+            settled = pc.and_(settled, pc.equal(extract(parsed), sent))
+    return parsed, settled
+
+
+def _round_trip_fast_path(values: pa.Array, fmt: str) -> tuple[pa.Array, pa.Array]:
+    """Any other format: a value is settled when it formats back to itself."""
+    parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
+    return parsed, pc.equal(pc.strftime(parsed, format=fmt), values)
+
+
+_DIGITS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
+
+
+@lru_cache(maxsize=256)
+def _fixed_layout(fmt: str) -> tuple[str, dict[str, int]] | None:
+    """An RE2 pattern of `fmt`'s exact layout and the offset of each directive, or None when
+    `fmt` uses anything but zero-padded %Y %m %d %H %M %S, each at most once."""
+    pattern = ["^"]
+    offsets: dict[str, int] = {}
+    position = 0
+    for token in re.findall(r"%.|[^%]", fmt):
+        if token.startswith("%") and token != "%%":
+            code = token[1]
+            if code not in _DIGITS or code in offsets:
+                return None
+            offsets[code] = position
+            pattern.append(f"[0-9]{{{_DIGITS[code]}}}")
+            position += _DIGITS[code]
+        else:
+            pattern.append(re.escape(token[-1]))
+            position += 1
+    return "".join(pattern) + "$", offsets
 
 
 def _python_parser(kind: str, fmt: str) -> Callable[[str | None], date | datetime | None]:

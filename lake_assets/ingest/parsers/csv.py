@@ -7,7 +7,7 @@ declared types happens later, column by column.
 from __future__ import annotations
 
 import csv
-import io
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -79,8 +79,18 @@ def _header(feed: Feed, text: str, *, delimiter: str, quote: str | None) -> list
     options = (
         {"quotechar": quote, "quoting": csv.QUOTE_MINIMAL} if quote else {"quoting": csv.QUOTE_NONE}
     )
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, **options)  # type: ignore[arg-type]
+    reader = csv.reader(_lines(text), delimiter=delimiter, **options)  # type: ignore[arg-type]
     return [name.strip() for name in next(reader, [])]
+
+
+def _lines(text: str) -> Iterator[str]:
+    """Lines of `text` one at a time, so reading the header does not copy the whole file."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def _read(

@@ -1,7 +1,10 @@
 """HL7 v2 data files: messages split on MSH, fields picked by paths like `PID-3.1`.
 
-Only the segments some column references are handed to python-hl7; the others (Z-segments,
-OBX, AL1...) are a record's unknown fields, kept verbatim as `{"ZPV": ["ZPV|..."]}`.
+Only referenced segments are split, with the separators each message declares in MSH-1/MSH-2.
+python-hl7 built a full tree of every field (about 450 µs a message here, against 25 µs) and its
+unescape logs field values on bad escape sequences, which would put PHI in logs; it remains the
+reference the tests compare against. Segments no column references (Z-segments, OBX, AL1...) are
+a record's unknown fields, kept verbatim as `{"ZPV": ["ZPV|..."]}`.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import hl7
-
 from lake_assets.catalog.models import Feed
 from lake_assets.errors import ColumnSourceError
+from lake_assets.ingest.parsers.hl7_text import Encoding, field_value, read_encoding
 from lake_assets.ingest.records import BadRecord, ParsedFile, RawTable, Unknown, to_json
 
 _PATH = re.compile(r"^([A-Z][A-Z0-9]{2})-([1-9]\d*)(?:\.([1-9]\d*))?(?:\.([1-9]\d*))?$")
 _ENVELOPE = frozenset({"FHS", "FTS", "BHS", "BTS"})
 _FRAMING = "\x0b\x1c"
+
+Segments = dict[str, list[list[str]]]
+"""Referenced segments of one message by id, each split into its fields."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,8 @@ class Layout:
 def build_layout(feed: Feed) -> Layout:
     """The HL7 layout of `feed`; raises ColumnSourceError for a source that is not a field path.
 
-    A path without a component means component 1 (python-hl7's rule); repetitions beyond the
-    first are not addressable.
+    A path without a component means component 1 (python-hl7's rule); only the first
+    repetition of a field is addressable.
     """
     tables = []
     for table in feed.tables:
@@ -85,18 +90,18 @@ def parse(layout: Layout, *, member: str, text: str) -> ParsedFile:
     unknown: dict[str, list[Unknown | None]] = {t.name: [] for t in layout.tables}
     first = layout.tables[0].name
     for number, segments in enumerate(_messages(text), start=1):
-        message = _parse_message(layout, segments)
-        if message is None:
+        encoding = read_encoding(segments[0])
+        if encoding is None:
+            raw = to_json("\r".join(segments))
             error = f"message {number}: no valid MSH header"
-            parsed.add_bad(
-                first, BadRecord(member, "malformed", error, to_json("\r".join(segments)))
-            )
+            parsed.add_bad(first, BadRecord(member, "malformed", error, raw))
             continue
-        found, extra = message
+        found, extra = _split(layout, segments, encoding)
         for table in layout.tables:
             for occurrence in found.get(table.selector, ()):
                 for name, path in table.paths:
-                    rows[table.name][name].append(_value(found, occurrence, table.selector, path))
+                    value = _value(found, occurrence, table.selector, path, encoding)
+                    rows[table.name][name].append(value)
                 unknown[table.name].append(extra)
     for table in layout.tables:
         parsed.tables[table.name] = RawTable.from_rows(rows[table.name], unknown[table.name])
@@ -118,60 +123,29 @@ def _messages(text: str) -> Iterator[list[str]]:
         yield current
 
 
-def _parse_message(
-    layout: Layout, segments: list[str]
-) -> tuple[dict[str, list[hl7.Segment]], Unknown | None] | None:
-    """Referenced segments by id, and the unreferenced ones; None for an invalid message."""
-    if not _valid_header(segments[0]):
-        return None
-    separator = segments[0][3]
-    wanted: list[str] = []
+def _split(
+    layout: Layout, segments: list[str], encoding: Encoding
+) -> tuple[Segments, Unknown | None]:
+    """Referenced segments split into fields, and the unreferenced ones verbatim by id."""
+    found: Segments = {}
     extra: dict[str, list[str]] = {}
     for segment in segments:
-        segment_id = segment.split(separator, 1)[0]
-        if segment_id in layout.referenced:
-            wanted.append(segment)
+        fields = segment.split(encoding.field)
+        if fields[0] in layout.referenced:
+            found.setdefault(fields[0], []).append(fields)
         else:
-            extra.setdefault(segment_id, []).append(segment)
-    try:
-        message = hl7.parse("\r".join(wanted))
-    except hl7.ParseException:
-        return None
-    found: dict[str, list[hl7.Segment]] = {}
-    for segment in message:
-        found.setdefault(str(segment[0][0]), []).append(segment)
+            extra.setdefault(fields[0], []).append(segment)
     return found, (dict(extra) or None)
 
 
-def _valid_header(segment: str) -> bool:
-    """MSH, a field separator, then 4 or 5 distinct encoding characters."""
-    if len(segment) < 8 or not segment.startswith("MSH"):
-        return False
-    separator = segment[3]
-    if separator.isalnum() or separator.isspace():
-        return False
-    encoding = segment[4:].split(separator, 1)[0]
-    return (
-        len(encoding) in (4, 5)
-        and len(set(encoding)) == len(encoding)
-        and separator not in encoding
-        and not any(ch.isalnum() or ch.isspace() for ch in encoding)
-    )
-
-
 def _value(
-    found: dict[str, list[hl7.Segment]], occurrence: hl7.Segment, selector: str, path: FieldPath
+    found: Segments, occurrence: list[str], selector: str, path: FieldPath, encoding: Encoding
 ) -> str | None:
     """The unescaped value at `path`: "" for an empty field, None when its segment is absent."""
     if path.segment == selector:
-        segment = occurrence
+        fields = occurrence
     elif path.segment in found:
-        segment = found[path.segment][0]
+        fields = found[path.segment][0]
     else:
         return None
-    try:
-        return str(segment.extract_field(1, path.field, 1, path.component, path.subcomponent))
-    except IndexError:
-        # python-hl7 raises when a component is asked of a field that has none; in HL7 an
-        # absent component is an empty value.
-        return ""
+    return field_value(fields, path.field, path.component, path.subcomponent, encoding)

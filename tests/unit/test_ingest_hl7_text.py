@@ -1,0 +1,91 @@
+"""HL7 encoding rules: separators, field access checked against python-hl7, escapes, no logs."""
+
+from __future__ import annotations
+
+import logging
+
+import hl7
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lake_assets.ingest.parsers.hl7_text import Encoding, field_value, read_encoding, unescape
+
+MSH = "MSH|^~\\&|EHR|FAC00042"
+STANDARD = Encoding("|", "^", "~", "\\", "&")
+
+_leaf = st.text(alphabet="ab1 ", max_size=3)
+_sub = st.lists(_leaf, min_size=1, max_size=3).map("&".join)
+_component = st.lists(_sub, min_size=1, max_size=3).map("^".join)
+_repetition = st.lists(_component, min_size=1, max_size=2).map("~".join)
+_segment = st.lists(_repetition, min_size=1, max_size=6).map(lambda f: "|".join(["PID", *f]))
+
+
+@settings(max_examples=300)
+@given(_segment, st.integers(1, 7), st.integers(1, 3), st.integers(1, 3))
+def test_field_access_agrees_with_python_hl7(
+    segment: str, field: int, component: int, subcomponent: int
+) -> None:
+    segment = segment.rstrip()  # python-hl7 strips the message's trailing blanks
+    parsed = hl7.parse(f"{MSH}\r{segment}").segment("PID")
+    try:
+        expected = str(parsed.extract_field(1, field, 1, component, subcomponent))
+    except IndexError:  # python-hl7 raises for a part past a leaf; HL7 calls that empty
+        expected = ""
+    fields = segment.split("|")
+    assert field_value(fields, field, component, subcomponent, STANDARD) == expected
+
+
+def test_msh_fields_are_numbered_from_the_separator() -> None:
+    fields = "MSH|^~\\&|EHR|FAC00042|LAKE|LAKE|20240115||ADT^A01|MSG1".split("|")
+    assert field_value(fields, 1, 1, 1, STANDARD) == "|"
+    assert field_value(fields, 2, 1, 1, STANDARD) == "^~\\&"
+    assert field_value(fields, 4, 1, 1, STANDARD) == "FAC00042"
+    assert field_value(fields, 9, 2, 1, STANDARD) == "A01"
+    assert field_value(fields, 10, 1, 1, STANDARD) == "MSG1"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("MSH|^~\\&|EHR", STANDARD),
+        ("MSH#$%@*#EHR", Encoding("#", "$", "%", "@", "*")),
+        ("MSH|^~\\&#|EHR", STANDARD),
+        ("MSH|^~\\|EHR", None),
+        ("MSH|^^\\&|EHR", None),
+        ("MSHA^~\\&|EHR", None),
+        ("PID|^~\\&|EHR", None),
+        ("MSH|", None),
+    ],
+)
+def test_encoding_characters_come_from_msh(header: str, expected: Encoding | None) -> None:
+    assert read_encoding(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("O\\S\\Brien", "O^Brien"),
+        ("a\\F\\b\\T\\c\\R\\d\\E\\e", "a|b&c~d\\e"),
+        ("caf\\XC3A9\\", "caf\u00e9"),
+        ("line1\\.br\\line2", "line1\nline2"),
+        ("\\H\\bold\\N\\", "bold"),
+        ("C:\\temp\\x", "C:\\temp\\x"),
+        ("open \\F", "open \\F"),
+        ("\\X0G\\", "\\X0G\\"),
+        ("\\Zapp\\", "\\Zapp\\"),
+    ],
+)
+def test_escape_sequences(value: str, expected: str) -> None:
+    assert unescape(value, STANDARD) == expected
+
+
+def test_hl7_null_is_empty() -> None:
+    assert field_value(["PID", '""'], 1, 1, 1, STANDARD) == ""
+
+
+def test_bad_escapes_never_log_the_value(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for value in ("SECRET\\\\", "SECRET\\Cxx\\", "SECRET\\Xzz\\", "SECRET\\"):
+        unescape(value, STANDARD)
+    assert caplog.records == []
