@@ -1,12 +1,36 @@
-"""The one entry point: every asset, check, sensor and resource, built from `metadata/`."""
+"""The one entry point: every asset, check, sensor and resource, built from `metadata/`.
+
+Loading it reads YAML only: no Spark session starts and no storage is touched.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from lake_assets.catalog.loader import load_catalog
+from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.models import Feed
+from lake_assets.factory.bronze import build_bronze_assets, manifest_of
+from lake_assets.factory.sensors import build_feed_sensor
 from lake_assets.settings import metadata_root
+from resources.delta import DeltaLake
+from resources.landing import LandedArchive
+from resources.spark import SparkResource
 
-catalog = load_catalog(metadata_root())
 
-defs = dg.Definitions()
+def build_definitions(catalog: Catalog) -> dg.Definitions:
+    """Bronze assets and an arrival sensor per feed, with the shared lake resource."""
+    lake = DeltaLake(spark=SparkResource())
+    bronze = {
+        feed.name: build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name))
+        for feed in catalog.feeds
+    }
+
+    def known(feed: Feed, archives: list[LandedArchive]) -> set[str]:
+        dates = {a.arrival_date for a in archives}
+        return manifest_of(lake).known(feed.name, dates, [a.path for a in archives])
+
+    sensors = [build_feed_sensor(feed, bronze[feed.name], known) for feed in catalog.feeds]
+    return dg.Definitions(assets=list(bronze.values()), sensors=sensors, resources={"lake": lake})
+
+
+defs = build_definitions(load_catalog(metadata_root()))

@@ -26,7 +26,7 @@ class MetadataProblem:
 
 
 class MetadataError(LakehouseError):
-    """The metadata under `metadata/` is invalid; carries every problem found, not just the first."""
+    """The metadata under `metadata/` is invalid; carries every problem found, not the first."""
 
     def __init__(self, problems: list[MetadataProblem]) -> None:
         self.problems = problems

@@ -1,0 +1,176 @@
+"""Bronze assets: one multi-asset per feed, materializing every table of the feed from one batch."""
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+from pydantic import Field
+from pyspark.sql import functions as F
+
+from lake_assets.catalog.models import Feed
+from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
+from lake_assets.factory.report import BatchReport, manifest_rows
+from lake_assets.factory.specs import bronze_key, build_bronze_specs
+from lake_assets.ingest.batch import (
+    ARCHIVE,
+    ARRIVAL,
+    BAD,
+    KIND,
+    TABLE,
+    BatchArchive,
+    BatchSpec,
+    parse_batch,
+    table_column,
+)
+from lake_assets.settings import landing_root
+from resources.delta import DeltaLake
+from resources.landing import LandingZone, locate, open_landing
+from resources.manifest import Manifest
+from resources.secrets import get_secret
+
+MANIFEST_TABLE = "_lake/ingested_files"
+
+
+class BronzeBatch(dg.Config):
+    """The archives a run loads. Left empty (a re-run from the UI) it reloads the whole partition
+    and replaces its slice."""
+
+    batch_id: str = ""
+    archives: list[str] = Field(default_factory=list)
+
+
+def manifest_of(lake: DeltaLake) -> Manifest:
+    """The ingestion manifest table of the lake."""
+    ref = lake.ref(MANIFEST_TABLE)
+    return Manifest(ref.uri, ref.options or None)
+
+
+def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
+    """The feed's bronze multi-asset: one Spark pass over a batch, one commit per table."""
+
+    @dg.multi_asset(
+        name=f"bronze__{feed.name}",
+        specs=build_bronze_specs(feed, source_file=source_file),
+        partitions_def=build_feed_partitions(feed),
+        pool=f"feed_{feed.name}",
+        op_tags={"lake/feed": feed.name},
+    )
+    def _bronze(
+        context: dg.AssetExecutionContext, config: BronzeBatch, lake: DeltaLake
+    ) -> Iterator[dg.MaterializeResult]:
+        yield from ingest(context, feed, config, lake)
+
+    return _bronze
+
+
+def ingest(
+    context: dg.AssetExecutionContext, feed: Feed, config: BronzeBatch, lake: DeltaLake
+) -> Iterator[dg.MaterializeResult]:
+    """Load the run's batch (or its whole partition) into bronze, quarantine and the manifest."""
+    date, facility = split_partition_key(feed, context.partition_key)
+    zone = open_landing(landing_root())
+    rerun = not config.archives
+    batch_id = config.batch_id or f"{date.replace('-', '')}-rerun-{context.run_id[:8]}"
+    manifest = manifest_of(lake)
+    if not rerun and manifest.committed(feed.name, batch_id):
+        context.log.info(f"batch {batch_id} of {feed.name} is already loaded; nothing to do")
+        yield from _unchanged(feed, batch_id)
+        return
+    archives = _batch_archives(zone, feed, config, date=date, facility=facility)
+    context.log.info(f"{feed.name} batch {batch_id}: {len(archives)} archives for {date}")
+    started = time.monotonic()
+    report = _load(context, feed, lake, zone, archives, batch_id=batch_id, rerun=rerun,
+                   slice_=_slice(date, facility))
+    rows = manifest_rows(feed, batch_id, report.archives, ingested_at=report.ingested_at)
+    if rerun:
+        manifest.replace_slice(feed.name, date, facility, rows)
+    else:
+        manifest.record(feed.name, batch_id, rows)
+    yield from report.results(feed, seconds=time.monotonic() - started)
+
+
+def _slice(date: str, facility: str | None) -> dict[str, str]:
+    where = {ARRIVAL: date}
+    if facility is not None:
+        where["_facility_id"] = facility
+    return where
+
+
+def _batch_archives(
+    zone: LandingZone, feed: Feed, config: BronzeBatch, *, date: str, facility: str | None
+) -> list[BatchArchive]:
+    if config.archives:
+        located = [(path, locate(feed, path)) for path in config.archives]
+        return [BatchArchive(path, 0, loc[2], loc[0]) for path, loc in located]
+    landed = zone.archives(feed, date)
+    return [
+        BatchArchive(a.path, a.size, a.facility, a.arrival_date)
+        for a in landed
+        if facility is None or a.facility == facility
+    ]
+
+
+def _load(
+    context: dg.AssetExecutionContext,
+    feed: Feed,
+    lake: DeltaLake,
+    zone: LandingZone,
+    archives: list[BatchArchive],
+    *,
+    batch_id: str,
+    rerun: bool,
+    slice_: dict[str, str],
+) -> BatchReport:
+    now = datetime.now(UTC)
+    secret = feed.archive.password_secret
+    spec = BatchSpec(
+        feed=feed,
+        batch_id=batch_id,
+        archives=tuple(archives),
+        landing_root=zone.root,
+        quarantine_root=lake.ref("quarantine").uri,
+        password=get_secret(secret) if secret else None,
+        ingested_at=now,
+    )
+    envelope = parse_batch(lake.spark.session, spec)
+    report = BatchReport(ingested_at=now)
+    try:
+        for table in feed.tables:
+            mine = envelope.where(F.col(TABLE) == table.name)
+            good = mine.where(F.col(KIND) == "good").select(f"{table_column(table.name)}.*")
+            bad = mine.where(F.col(KIND) == "bad").select(f"{BAD}.*")
+            writes = {
+                "bronze": (good, bronze_key(feed, table).path),
+                "quarantine": (bad, ["quarantine", feed.name, table.name]),
+            }
+            for layer, (frame, name) in writes.items():
+                result = lake.write(
+                    frame,
+                    table=name,
+                    mode="overwrite" if rerun else "append",
+                    replace_where=slice_ if rerun else None,
+                    partition_by=[ARRIVAL],
+                    app_txn=None if rerun else (f"{'/'.join(name)}/{batch_id}", 1),
+                )
+                report.writes[(layer, table.name)] = result
+            context.log.info(f"{feed.name}.{table.name}: {report.writes[('bronze', table.name)]}")
+        report.archives = [r.asDict() for r in envelope.where(F.col(KIND) == "archive")
+                           .select(f"{ARCHIVE}.*").collect()]  # one row per archive: bounded
+        report.bad_reasons = Counter({
+            (r[TABLE], r["reason"]): r["count"]
+            for r in envelope.where(F.col(KIND) == "bad")
+            .groupBy(TABLE, F.col(f"{BAD}._reason").alias("reason")).count().collect()
+        })
+    finally:
+        envelope.unpersist()
+    return report
+
+
+def _unchanged(feed: Feed, batch_id: str) -> Iterator[dg.MaterializeResult]:
+    for table in feed.tables:
+        yield dg.MaterializeResult(
+            asset_key=bronze_key(feed, table),
+            metadata={"batch_id": batch_id, "skipped_as_already_loaded": True},
+        )
