@@ -87,8 +87,10 @@ def bronze_row_schema(feed: Feed, table: str) -> pa.Schema:
 
 def quarantine_row_schema() -> pa.Schema:
     """Quarantined rows as written: `quarantine_schema` plus table and arrival date."""
-    return quarantine_schema().append(pa.field("_table", pa.string())).append(
-        pa.field(ARRIVAL, pa.date32())
+    return (
+        quarantine_schema()
+        .append(pa.field("_table", pa.string()))
+        .append(pa.field(ARRIVAL, pa.date32()))
     )
 
 

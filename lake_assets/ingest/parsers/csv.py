@@ -7,6 +7,7 @@ declared types happens later, column by column.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -16,6 +17,8 @@ from lake_assets.catalog.models import Feed
 from lake_assets.ingest.records import BadRecord, ParsedFile, RawTable, Unknown, to_json
 
 _MIN_BLOCK = 1 << 20
+_NOT_CSV = "the file cannot be split into fields"
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
 
 
 def parse(feed: Feed, *, member: str, text: str) -> ParsedFile:
@@ -29,15 +32,16 @@ def parse_text_table(feed: Feed, *, member: str, text: str, quote: str | None) -
 
     Fields map to columns by header name (stripped of surrounding blanks), or by position in the
     first table's column order when the format has no header. Header fields no table declares
-    are the records' unknown fields.
+    are the records' unknown fields. A file pyarrow cannot split is one `malformed` record.
     """
     parsed = ParsedFile()
+    first = feed.tables[0].name
     delimiter = feed.format.delimiter or ","
-    header = _header(feed, text, delimiter=delimiter, quote=quote)
-    if not header:
-        return parsed
     bad: list[BadRecord] = []
     try:
+        header = _header(feed, text, delimiter=delimiter, quote=quote)
+        if not header:
+            return parsed
         body = _read(
             text,
             header,
@@ -47,14 +51,17 @@ def parse_text_table(feed: Feed, *, member: str, text: str, quote: str | None) -
             member=member,
             delimiter=delimiter,
         )
-    except pa.ArrowInvalid:
-        first = feed.tables[0].name
-        parsed.add_bad(
-            first, BadRecord(member, "malformed", "file is not valid CSV", to_json(text))
-        )
+    except (csv.Error, pa.ArrowInvalid):
+        parsed.add_bad(first, BadRecord(member, "malformed", _NOT_CSV, to_json(text)))
         return parsed
     for record in bad:
-        parsed.add_bad(feed.tables[0].name, record)
+        parsed.add_bad(first, record)
+    _map_columns(feed, header, body, parsed)
+    return parsed
+
+
+def _map_columns(feed: Feed, header: list[str], body: pa.Table, parsed: ParsedFile) -> None:
+    """Each table's declared columns from the file's fields; the rest are unknown fields."""
     positions = _positions(header)
     claimed: set[int] = set()
     for table in feed.tables:
@@ -70,7 +77,6 @@ def parse_text_table(feed: Feed, *, member: str, text: str, quote: str | None) -
     unknown = _unknown(body, header, claimed)
     for raw in parsed.tables.values():
         raw.unknown = unknown
-    return parsed
 
 
 def _header(feed: Feed, text: str, *, delimiter: str, quote: str | None) -> list[str]:
@@ -84,13 +90,10 @@ def _header(feed: Feed, text: str, *, delimiter: str, quote: str | None) -> list
 
 
 def _lines(text: str) -> Iterator[str]:
-    """Lines of `text` one at a time, so reading the header does not copy the whole file."""
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end + 1
-        yield text[start:end]
-        start = end
+    """Lines of `text` (ending in \\r\\n, \\n or \\r) one at a time, without copying the file."""
+    for match in _LINE.finditer(text):
+        if match.group():
+            yield match.group()
 
 
 def _read(
