@@ -1,0 +1,257 @@
+"""Executor side of a write: Arrow batches into Parquet data files with Delta statistics.
+
+Runs inside Spark tasks (and in the committing process for partial rewrites). Each call returns
+small `DataFile` descriptions — path, size, partition values, statistics — never the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lake_assets.errors import DeltaPredicateError, DeltaSchemaError
+from resources.delta.predicate import Term, arrow_mask
+from resources.delta.snapshot import partition_string
+from resources.delta.storage import data_filesystem, join_path, log_path
+
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+_MAX_STAT_CHARS = 64
+WRITER_KEY = "lake.writer"
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """What executors need to write files for one table; small and picklable."""
+
+    uri: str
+    table: str
+    schema: pa.Schema
+    options: dict[str, str] = field(default_factory=dict)
+    partition_by: tuple[str, ...] = ()
+    slice_terms: tuple[Term, ...] = ()
+    max_rows_per_file: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One written Parquet file, as the commit needs it."""
+
+    path: str
+    size: int
+    partition_values: dict[str, str | None]
+    num_records: int
+    stats: str
+    modification_time: int
+
+
+def write_batches(batches: Iterable[pa.RecordBatch], spec: WriteSpec) -> list[DataFile]:
+    """Write `batches` as Parquet files of the table in `spec`; returns the files written.
+
+    Raises DeltaSchemaError if a batch has a column the table lacks or a type it cannot take,
+    DeltaPredicateError if a row falls outside the replaceWhere slice.
+    """
+    fs, root = data_filesystem(spec.uri, spec.options)
+    open_files: dict[tuple[str | None, ...], _OpenFile] = {}
+    done: list[DataFile] = []
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            data = align_batch(batch, spec.schema, table=spec.table)
+            _check_slice(data, spec)
+            for key, part in _split_partitions(data, spec.partition_by):
+                current = open_files.get(key)
+                if current is None:
+                    current = open_files[key] = _OpenFile(fs, root, spec, key)
+                current.write(part)
+                if current.rows >= spec.max_rows_per_file:
+                    done.append(open_files.pop(key).close())
+        done.extend(f.close() for f in open_files.values())
+    except BaseException:
+        for f in open_files.values():
+            f.abandon()
+        raise
+    return done
+
+
+def align_batch(batch: pa.RecordBatch, schema: pa.Schema, *, table: str) -> pa.Table:
+    """`batch` with the columns and types of `schema`: missing columns become nulls.
+
+    Raises DeltaSchemaError naming the table and column for an extra column or a bad type.
+    """
+    extra = [n for n in batch.schema.names if schema.get_field_index(n) < 0]
+    if extra:
+        raise DeltaSchemaError(f"table {table}: column {extra[0]!r} is not in the table schema")
+    columns = []
+    for target in schema:
+        if batch.schema.get_field_index(target.name) < 0:
+            columns.append(pa.nulls(batch.num_rows, target.type))
+            continue
+        column = batch.column(target.name)
+        if column.type != target.type:
+            try:
+                column = column.cast(target.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DeltaSchemaError(
+                    f"table {table}: column {target.name!r} has type {column.type},"
+                    f" the table has {target.type}"
+                ) from exc
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _check_slice(data: pa.Table, spec: WriteSpec) -> None:
+    if not spec.slice_terms:
+        return
+    outside = data.num_rows - pc.sum(arrow_mask(spec.slice_terms, data)).as_py()
+    if outside:
+        where = " and ".join(f"{t.column} {t.op} {t.value!r}" for t in spec.slice_terms)
+        raise DeltaPredicateError(
+            f"table {spec.table}: {outside} rows fall outside the replaceWhere slice {where}"
+        )
+
+
+def _split_partitions(
+    data: pa.Table, partition_by: tuple[str, ...]
+) -> Iterable[tuple[tuple[str | None, ...], pa.Table]]:
+    if not partition_by:
+        yield (), data
+        return
+    keys = data.select(list(partition_by)).group_by(list(partition_by), use_threads=False)
+    for combo in keys.aggregate([]).to_pylist():
+        terms = [Term(c, "is null" if combo[c] is None else "=", combo[c]) for c in partition_by]
+        part = data.filter(arrow_mask(terms, data)).drop_columns(list(partition_by))
+        yield tuple(partition_string(combo[c]) for c in partition_by), part
+
+
+class _OpenFile:
+    """A Parquet file being written, with running statistics."""
+
+    def __init__(self, fs: Any, root: str, spec: WriteSpec, key: tuple[str | None, ...]) -> None:
+        self.partition_values = dict(zip(spec.partition_by, key, strict=True))
+        dirs = [f"{c}={_dir_value(v)}" for c, v in self.partition_values.items()]
+        name = f"part-{_task_id():05d}-{uuid.uuid4()}-c000.snappy.parquet"
+        self.relative = "/".join([*dirs, name])
+        self.full = join_path(root, self.relative)
+        self.fs = fs
+        if root:
+            fs.create_dir(self.full.rsplit("/", 1)[0], recursive=True)
+        data_schema = pa.schema([f for f in spec.schema if f.name not in spec.partition_by])
+        writer = {WRITER_KEY: f"{socket.gethostname()}:{os.getpid()}"}
+        self.sink = fs.open_output_stream(self.full)
+        self.writer = pq.ParquetWriter(
+            self.sink, data_schema.with_metadata(writer), compression="snappy"
+        )
+        self.stats = _FileStats(data_schema)
+        self.rows = 0
+
+    def write(self, part: pa.Table) -> None:
+        self.writer.write_table(part)
+        self.stats.update(part)
+        self.rows += part.num_rows
+
+    def close(self) -> DataFile:
+        self.writer.close()
+        size = self.sink.tell()
+        self.sink.close()
+        return DataFile(
+            path=log_path(self.relative),
+            size=size,
+            partition_values=self.partition_values,
+            num_records=self.rows,
+            stats=self.stats.to_json(self.rows),
+            modification_time=int(time.time() * 1000),
+        )
+
+    def abandon(self) -> None:
+        """Close and delete a file that will never be committed."""
+        try:
+            self.writer.close()
+            self.sink.close()
+        finally:
+            self.fs.delete_file(self.full)
+
+
+class _FileStats:
+    """Running min, max and null count of each top-level primitive column."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.fields = [f for f in schema if _has_stats(f.type) or _counts_nulls(f.type)]
+        self.nulls: dict[str, int] = {f.name: 0 for f in self.fields}
+        self.low: dict[str, Any] = {}
+        self.high: dict[str, Any] = {}
+        self.unusable: set[str] = set()
+
+    def update(self, part: pa.Table) -> None:
+        for f in self.fields:
+            column = part.column(f.name)
+            self.nulls[f.name] += column.null_count
+            if not _has_stats(f.type) or f.name in self.unusable:
+                continue
+            if pa.types.is_floating(f.type) and pc.any(pc.is_nan(column)).as_py():
+                self.unusable.add(f.name)
+                continue
+            bounds = pc.min_max(column).as_py()
+            if bounds["min"] is not None:
+                low = self.low.get(f.name)
+                self.low[f.name] = bounds["min"] if low is None else min(low, bounds["min"])
+                high = self.high.get(f.name)
+                self.high[f.name] = bounds["max"] if high is None else max(high, bounds["max"])
+
+    def to_json(self, rows: int) -> str:
+        lows = {k: _stat_value(v, low=True) for k, v in self.low.items() if k not in self.unusable}
+        highs = {k: _stat_value(v, low=False) for k, v in self.high.items()
+                 if k not in self.unusable}
+        return json.dumps({
+            "numRecords": rows,
+            "minValues": {k: v for k, v in lows.items() if v is not None},
+            "maxValues": {k: v for k, v in highs.items() if v is not None},
+            "nullCount": self.nulls,
+        })
+
+
+def _has_stats(kind: pa.DataType) -> bool:
+    return (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind) or pa.types.is_date(kind)
+            or pa.types.is_timestamp(kind))
+
+
+def _counts_nulls(kind: pa.DataType) -> bool:
+    return not pa.types.is_nested(kind)
+
+
+def _stat_value(value: Any, *, low: bool) -> Any:
+    if isinstance(value, str):
+        if len(value) <= _MAX_STAT_CHARS:
+            return value
+        return value[:_MAX_STAT_CHARS] if low else None  # a prefix is still a lower bound
+    if isinstance(value, dt.datetime):
+        text = value.astimezone(dt.UTC) if value.tzinfo else value
+        stamp = text.strftime("%Y-%m-%dT%H:%M:%S.") + f"{text.microsecond // 1000:03d}"
+        return stamp + ("Z" if value.tzinfo else "")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _dir_value(value: str | None) -> str:
+    return NULL_PARTITION if value is None else urllib.parse.quote(value, safe="")
+
+
+def _task_id() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return context.partitionId() if context is not None else 0

@@ -1,0 +1,110 @@
+"""Table maintenance through delta-rs: compaction, Z-order, vacuum, history and checkpoints.
+
+Compaction and Z-order run in delta-rs on the calling process (DataFusion, streaming, spilling
+past `max_spill_bytes`); they commit with dataChange=false, so readers and merges are unaffected.
+Vacuum keeps at least 7 days of removed files unless told otherwise, so time travel inside the
+retention window never breaks; it also deletes orphan files left by failed writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from deltalake import DeltaTable
+from deltalake.transaction import CommitProperties
+
+from lake_assets.errors import DeltaMaintenanceError
+from resources.delta.predicate import PredicateSpec, parse_predicate
+from resources.delta.snapshot import arrow_schema, open_table, partition_string
+from resources.delta.tables import TableRef
+
+RETENTION_FLOOR_HOURS = 7 * 24
+_MAX_SPILL_BYTES = 2 * 1024**3
+
+
+def optimize(
+    ref: TableRef,
+    *,
+    zorder_by: Sequence[str] | None = None,
+    where: PredicateSpec = None,
+    target_size: int | None = None,
+    max_spill_bytes: int = _MAX_SPILL_BYTES,
+) -> dict[str, Any]:
+    """Compact small files (and Z-order them by `zorder_by`); returns delta-rs metrics.
+
+    `where` restricts the work to partitions ({partition column: value}). Raises
+    DeltaMaintenanceError naming the table and column for an unknown or non-partition column.
+    """
+    delta = open_table(ref.uri, options=ref.options, table=ref.name)
+    filters = _partition_filters(delta, ref, where)
+    names = arrow_schema(delta).names
+    for column in zorder_by or ():
+        if column not in names:
+            raise DeltaMaintenanceError(f"table {ref.name}: cannot Z-order by unknown {column!r}")
+    props = CommitProperties(custom_metadata={"lake.operation": "OPTIMIZE"})
+    if zorder_by:
+        return delta.optimize.z_order(list(zorder_by), partition_filters=filters,
+                                      target_size=target_size, max_spill_size=max_spill_bytes,
+                                      commit_properties=props)
+    return delta.optimize.compact(partition_filters=filters, target_size=target_size,
+                                  max_spill_size=max_spill_bytes, commit_properties=props)
+
+
+def _partition_filters(
+    delta: DeltaTable, ref: TableRef, where: PredicateSpec
+) -> list[tuple[str, str, Any]] | None:
+    terms = parse_predicate(where)
+    partitions = delta.metadata().partition_columns
+    filters = []
+    for term in terms:
+        if term.column not in partitions or term.op not in ("=", "!=", "in", "not in"):
+            raise DeltaMaintenanceError(
+                f"table {ref.name}: optimize can only select partitions; {term.column!r}"
+                f" {term.op} is not a partition filter (partition columns: {partitions})"
+            )
+        value = ([partition_string(v) for v in term.value] if isinstance(term.value, tuple)
+                 else partition_string(term.value))
+        filters.append((term.column, term.op, value))
+    return filters or None
+
+
+def vacuum(
+    ref: TableRef,
+    *,
+    retention_hours: int = RETENTION_FLOOR_HOURS,
+    dry_run: bool = False,
+    allow_short_retention: bool = False,
+) -> list[str]:
+    """Delete files older than `retention_hours` that no version in that window needs.
+
+    Also deletes files no commit ever referenced (orphans of failed writes) once they are that
+    old. Returns the paths deleted (or that would be, with `dry_run`). Raises
+    DeltaMaintenanceError for a retention under 7 days unless `allow_short_retention`.
+    """
+    if retention_hours < RETENTION_FLOOR_HOURS and not allow_short_retention:
+        raise DeltaMaintenanceError(
+            f"table {ref.name}: vacuum retention {retention_hours} h is under the"
+            f" {RETENTION_FLOOR_HOURS} h floor and would break time travel"
+        )
+    delta = open_table(ref.uri, options=ref.options, table=ref.name)
+    return delta.vacuum(
+        retention_hours=retention_hours,
+        dry_run=dry_run,
+        enforce_retention_duration=not allow_short_retention,
+        full=True,
+    )
+
+
+def history(ref: TableRef, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The table's commits, newest first: version, timestamp, operation and metrics."""
+    return open_table(ref.uri, options=ref.options, table=ref.name).history(limit)
+
+
+def checkpoint(ref: TableRef, *, cleanup_logs: bool = False) -> int:
+    """Write a checkpoint of the latest version (and drop expired log files); returns it."""
+    delta = open_table(ref.uri, options=ref.options, table=ref.name)
+    delta.create_checkpoint()
+    if cleanup_logs:
+        delta.cleanup_metadata()
+    return delta.version()

@@ -1,0 +1,86 @@
+"""Executor side of a read: Delta data files into Arrow batches of the table schema.
+
+Partition columns come from the log (files do not store them), columns a file lacks (added later
+by schema evolution) come back as nulls, and files are grouped into evenly sized read tasks.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from resources.delta.snapshot import FileEntry
+from resources.delta.storage import data_filesystem, join_path
+
+FILE_COLUMN = "_lake_file"
+_BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """What executors need to read files of one snapshot; small and picklable."""
+
+    uri: str
+    table: str
+    schema: pa.Schema
+    options: dict[str, str] = field(default_factory=dict)
+    with_file_column: bool = False
+
+
+def output_schema(spec: ReadSpec) -> pa.Schema:
+    """The schema of the batches `read_files` yields."""
+    if not spec.with_file_column:
+        return spec.schema
+    return spec.schema.append(pa.field(FILE_COLUMN, pa.string()))
+
+
+def read_files(entries: Sequence[FileEntry], spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+    """Batches of every row of `entries`, in the table schema (plus the file column if asked)."""
+    fs, root = data_filesystem(spec.uri, spec.options)
+    schema = output_schema(spec)
+    for entry in entries:
+        with fs.open_input_file(join_path(root, entry.path)) as handle:
+            parquet = pq.ParquetFile(handle)
+            present = set(parquet.schema_arrow.names)
+            wanted = [f.name for f in spec.schema if f.name in present]
+            for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=wanted):
+                yield _complete(batch, entry, schema)
+
+
+def _complete(batch: pa.RecordBatch, entry: FileEntry, schema: pa.Schema) -> pa.RecordBatch:
+    rows = batch.num_rows
+    columns = []
+    for target in schema:
+        if target.name == FILE_COLUMN:
+            columns.append(pa.array([entry.log_path] * rows, pa.string()))
+        elif target.name in entry.partition_values:
+            value = entry.partition_values[target.name]
+            columns.append(pa.array([value] * rows, target.type))
+        elif batch.schema.get_field_index(target.name) >= 0:
+            column = batch.column(target.name)
+            columns.append(column if column.type == target.type else column.cast(target.type))
+        else:
+            columns.append(pa.nulls(rows, target.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def group_files(entries: Sequence[FileEntry], *, tasks: int) -> list[list[FileEntry]]:
+    """`entries` spread over at most `tasks` groups of similar total size (largest first)."""
+    count = max(1, min(tasks, len(entries)))
+    heap: list[tuple[int, int]] = [(0, i) for i in range(count)]
+    groups: list[list[FileEntry]] = [[] for _ in range(count)]
+    for entry in sorted(entries, key=lambda e: e.size, reverse=True):
+        load, index = heapq.heappop(heap)
+        groups[index].append(entry)
+        heapq.heappush(heap, (load + entry.size, index))
+    return [g for g in groups if g]
+
+
+def task_count(entries: Sequence[FileEntry], *, parallelism: int, split_bytes: int) -> int:
+    """How many read tasks suit `entries`: at least `parallelism`, at most one per file."""
+    total = sum(e.size for e in entries)
+    return max(parallelism, -(-total // split_bytes))

@@ -1,0 +1,174 @@
+"""Writing and reading Delta tables from Spark: the driver-side calls behind the resource.
+
+Each call goes through the `delta_rs` data source, pins what it needs (the snapshot version a
+read sees, the write id a commit carries) and turns errors raised inside Spark's Python workers
+back into the lakehouse's own exception types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
+
+from lake_assets import errors
+from resources.delta.commit import find_commit
+from resources.delta.options import STORAGE_PREFIX
+from resources.delta.predicate import PredicateSpec, parse_predicate, to_json
+from resources.delta.reader import ReadSpec, output_schema
+from resources.delta.schema import arrow_to_spark
+from resources.delta.snapshot import arrow_schema, open_table, table_exists
+from resources.delta.source import FORMAT, DeltaRsDataSource
+
+_LAKE_ERROR = re.compile(r"lake_assets\.errors\.(\w+): (.+)")
+_PUSHDOWN_CONF = "spark.sql.python.filterPushdown.enabled"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A lake table: its name (`silver/encounters`), URI and storage options."""
+
+    name: str
+    uri: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    def source_options(self) -> dict[str, str]:
+        """Data source options naming this table and its storage."""
+        opts = {"table": self.name}
+        opts.update({f"{STORAGE_PREFIX}{k}": v for k, v in self.options.items()})
+        return opts
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: the version it committed (None when skipped as already applied)."""
+
+    table: str
+    uri: str
+    version: int | None
+    rows: int = 0
+    files: int = 0
+    skipped: bool = False
+
+    def as_metadata(self) -> dict[str, Any]:
+        """Materialization metadata: table URI, Delta version, rows and files written."""
+        return {"table_uri": self.uri, "delta_version": self.version, "rows_written": self.rows,
+                "files_written": self.files, "skipped_as_already_written": self.skipped}
+
+
+def register(spark: SparkSession) -> None:
+    """Register the `delta_rs` data source with `spark` and enable its filter pushdown."""
+    spark.dataSource.register(DeltaRsDataSource)
+    spark.conf.set(_PUSHDOWN_CONF, "true")
+
+
+def write(
+    df: DataFrame,
+    ref: TableRef,
+    *,
+    mode: Literal["append", "overwrite"] = "append",
+    replace_where: PredicateSpec = None,
+    partition_by: Sequence[str] | None = None,
+    evolve_schema: bool = False,
+    app_txn: tuple[str, int] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> WriteResult:
+    """Write `df` to `ref` in one commit; returns the committed version and counts.
+
+    `replace_where` ({col: value} or [(col, op, value)]) with mode overwrite replaces just that
+    slice. With `app_txn` (app id, version) a write whose version was already committed is
+    skipped. Raises DeltaSchemaError, DeltaPredicateError, NotADeltaTableError or
+    DeltaConflictError naming the table.
+    """
+    if app_txn and _already_written(ref, app_txn):
+        return WriteResult(ref.name, ref.uri, None, skipped=True)
+    write_id = str(uuid.uuid4())
+    opts = ref.source_options() | {"writeId": write_id} | dict(extra or {})
+    if replace_where is not None:
+        opts["replaceWhere"] = to_json(parse_predicate(replace_where))
+    if partition_by:
+        opts["partitionBy"] = ",".join(partition_by)
+    if evolve_schema:
+        opts["mergeSchema"] = "true"
+    if app_txn:
+        opts |= {"txnAppId": app_txn[0], "txnVersion": str(app_txn[1])}
+    register(df.sparkSession)
+    with lake_errors():
+        df.write.format(FORMAT).mode(mode).options(**opts).save(ref.uri)
+    return _result(ref, write_id)
+
+
+def _already_written(ref: TableRef, app_txn: tuple[str, int]) -> bool:
+    if not table_exists(ref.uri, options=ref.options):
+        return False
+    delta = open_table(ref.uri, options=ref.options, table=ref.name)
+    done = delta.transaction_version(app_txn[0])
+    return done is not None and done >= app_txn[1]
+
+
+def _result(ref: TableRef, write_id: str) -> WriteResult:
+    delta = open_table(ref.uri, options=ref.options, table=ref.name)
+    entry = find_commit(delta, write_id)
+    if entry is None:  # the commit found its app transaction already applied
+        return WriteResult(ref.name, ref.uri, None, skipped=True)
+    return WriteResult(ref.name, ref.uri, entry["version"], rows=int(entry.get("lake.rows", 0)),
+                       files=int(entry.get("lake.files", 0)))
+
+
+def read(
+    spark: SparkSession,
+    ref: TableRef,
+    *,
+    version: int | None = None,
+    as_of: dt.datetime | str | None = None,
+    with_file_column: bool = False,
+    only_files: Sequence[str] | None = None,
+) -> DataFrame:
+    """The table as a DataFrame, pinned to `version`, to time `as_of`, or to the latest version.
+
+    Raises NotADeltaTableError if `ref` is not a Delta table, DeltaStorageError if the version or
+    time is outside the table's history.
+    """
+    delta = open_table(ref.uri, options=ref.options, table=ref.name, version=version, as_of=as_of)
+    spec = ReadSpec(uri=ref.uri, table=ref.name, schema=arrow_schema(delta),
+                    with_file_column=with_file_column)
+    opts = ref.source_options() | {"versionAsOf": str(delta.version())}
+    opts["minPartitions"] = str(_parallelism(spark))
+    if with_file_column:
+        opts["includeFileColumn"] = "true"
+    if only_files is not None:
+        opts["onlyFiles"] = json.dumps(list(only_files))
+    register(spark)
+    schema = arrow_to_spark(output_schema(spec))
+    return spark.read.format(FORMAT).schema(schema).options(**opts).load(ref.uri)
+
+
+def _parallelism(spark: SparkSession) -> int:
+    try:
+        return max(2, spark.sparkContext.defaultParallelism)
+    except PySparkException:  # Spark Connect has no SparkContext
+        return max(2, int(spark.conf.get("spark.sql.shuffle.partitions") or 2))
+
+
+@contextmanager
+def lake_errors() -> Iterator[None]:
+    """Re-raise a lakehouse error that Spark wrapped in its own exception as the original type."""
+    try:
+        yield
+    except (PySparkException, Py4JJavaError) as exc:
+        found = _LAKE_ERROR.findall(str(exc))
+        if found:
+            name, message = found[-1]
+            kind = getattr(errors, name, None)
+            if isinstance(kind, type) and issubclass(kind, errors.LakehouseError):
+                raise kind(message.strip()) from exc
+        raise

@@ -1,0 +1,111 @@
+"""The Spark session as a lazy Dagster resource: nothing starts until an asset asks for it.
+
+The master comes from config or `SPARK_MASTER` (default `local[*]`, or `spark://host:port`);
+Spark Connect from config or `SPARK_REMOTE` (`sc://host:port`). Both are read when the session
+is built, never at import or definitions load. Sessions run in UTC, executors use this
+interpreter (`PYSPARK_PYTHON`), and the `delta_rs` data source is registered.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from dagster_pyspark import LazyPySparkResource
+from pydantic import Field
+from pyspark.sql import SparkSession
+
+from lake_assets.errors import SparkConfigError
+
+MASTER_VARIABLE = "SPARK_MASTER"
+REMOTE_VARIABLE = "SPARK_REMOTE"
+DEFAULT_MASTER = "local[*]"
+_MASTER_SCHEMES = ("local", "spark://", "yarn", "k8s://")
+
+SESSION_DEFAULTS: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.python.filterPushdown.enabled": "true",
+}
+
+
+def build_session(
+    *,
+    master: str | None = None,
+    remote: str | None = None,
+    app_name: str = "lakehouse",
+    conf: Mapping[str, Any] | None = None,
+    ui_enabled: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """A Spark session for `master` or Spark Connect `remote` (arguments, else environment).
+
+    Raises SparkConfigError for a master URL Spark cannot use.
+    """
+    env = os.environ if environ is None else environ
+    remote = remote or env.get(REMOTE_VARIABLE)
+    master = master or env.get(MASTER_VARIABLE) or DEFAULT_MASTER
+    if master.startswith("sc://"):
+        remote = remote or master
+    settings = {**SESSION_DEFAULTS, **{k: str(v) for k, v in (conf or {}).items()}}
+    if remote:
+        if not remote.startswith("sc://"):
+            raise SparkConfigError(f"Spark Connect URL {remote!r} must start with sc://")
+        builder = SparkSession.builder.remote(remote)
+    else:
+        if not master.startswith(_MASTER_SCHEMES):
+            raise SparkConfigError(
+                f"Spark master {master!r} is not local[*], spark://host:port, yarn or k8s://…"
+            )
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        settings.setdefault("spark.ui.enabled", str(ui_enabled).lower())
+        builder = SparkSession.builder.master(master)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.appName(app_name).getOrCreate()
+    from resources.delta.tables import register
+
+    register(session)
+    return session
+
+
+class SparkResource(LazyPySparkResource):
+    """A lazily created Spark session: `spark.session` builds it on first use.
+
+    Definitions load and sensors never start Spark.
+    """
+
+    spark_config: dict[str, Any] = Field(
+        default_factory=dict, description="Spark conf applied when the session is built."
+    )
+    master: str | None = Field(
+        default=None, description="spark://host:port or local[n]; default $SPARK_MASTER."
+    )
+    remote: str | None = Field(
+        default=None, description="Spark Connect sc://host:port; default $SPARK_REMOTE."
+    )
+    app_name: str = "lakehouse"
+    ui_enabled: bool = True
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    def _init_session(self) -> None:
+        if self._spark_session is None:
+            self._spark_session = build_session(
+                master=self.master,
+                remote=self.remote,
+                app_name=self.app_name,
+                conf=self.spark_config,
+                ui_enabled=self.ui_enabled,
+            )
+
+    @property
+    def session(self) -> SparkSession:
+        """The Spark session, built on first access."""
+        return self.spark_session
