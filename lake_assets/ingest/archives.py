@@ -10,7 +10,7 @@ import ctypes
 import fnmatch
 import posixpath
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, NoReturn
 
@@ -19,12 +19,12 @@ from libarchive import ffi
 
 from lake_assets.catalog.models import Feed
 from lake_assets.errors import ArchiveRejected
+from lake_assets.ingest.zip_directory import EOCD, Encryption, find_end_record, member_encryption
 
 CHUNK = 256 * 1024
 # Small files compress better than any sane ratio limit allows (a 300-byte zip holding 80 KB of
 # repetitive CSV is "400:1"); the ratio limit applies only past this many uncompressed bytes.
 RATIO_FLOOR = 4 * 1024 * 1024
-_EOCD = b"PK\x05\x06"
 _LOCAL_HEADER = b"PK\x03\x04"
 _GZIP_MAGIC = b"\x1f\x8b"
 _PASSWORD_ERRORS = ("passphrase", "decryption", "authentication", "bad crc", "decompression")
@@ -154,7 +154,8 @@ def _inflate_one(budget: _Budget, data: bytes, parts: list[bytes]) -> bytes:
 
 def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator[Member]:
     _check_zip_frame(budget, data)
-    encrypted = False
+    directory = member_encryption(data) or []
+    current = Encryption(encrypted=False, aes=False)
     index = 0
     try:
         with libarchive.memory_reader(
@@ -163,7 +164,10 @@ def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator
             for entry in archive:
                 index += 1
                 budget.count_member()
-                encrypted = encrypted or bool(_entry_is_encrypted(entry._entry_p))
+                encrypted = bool(_entry_is_encrypted(entry._entry_p))
+                # Without a readable directory entry, assume ZipCrypto: the cautious reading.
+                aes = index <= len(directory) and directory[index - 1].aes
+                current = Encryption(encrypted=encrypted, aes=encrypted and aes)
                 name = _member_name(entry)
                 if name is None:
                     # Skipping it could silently drop a data file; refuse the archive instead.
@@ -173,16 +177,15 @@ def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator
                 declared = entry.size if ffi.entry_size_is_set(entry._entry_p) else None
                 yield Member(name, _stream(budget, archive._pointer, index, declared))
     except libarchive.ArchiveError as exc:
-        reason, message = _classify(exc, encrypted=encrypted, has_password=bool(password))
+        reason, message = _classify(exc, current=current, has_password=bool(password))
         budget.reject(reason, message if not index else f"member #{index}: {message}")
 
 
 def _check_zip_frame(budget: _Budget, data: bytes) -> None:
     """Reject what libarchive would misread: not a zip, or a zip without its directory."""
-    if not (data.startswith(_LOCAL_HEADER) or data.startswith(_EOCD)):
+    if not (data.startswith(_LOCAL_HEADER) or data.startswith(EOCD)):
         budget.reject("corrupt", "not a zip archive")
-    end = data.rfind(_EOCD, max(0, len(data) - 65_557))
-    if end < 0 or len(data) - end < 22:
+    if find_end_record(data) < 0:
         budget.reject("truncated", "the zip ends early: no end-of-central-directory record")
 
 
@@ -192,11 +195,11 @@ def _stream(budget: _Budget, archive_p: int, index: int, declared: int | None) -
     parts: list[bytes] = []
     size = 0
     while True:
-        count = ffi.read_data(archive_p, buffer, CHUNK)
+        count = _read_data(archive_p, buffer, CHUNK)
         if count == 0:
             return b"".join(parts)
         if count < 0:
-            # ARCHIVE_WARN: libarchive-c only logs it; a data warning means the bytes are bad.
+            # Even a warning here (a bad CRC or HMAC) means the member's bytes are wrong.
             message = ffi.error_string(archive_p) or b"unreadable member data"
             raise libarchive.ArchiveError(message.decode("ascii", "replace"), retcode=count)
         size += count
@@ -205,7 +208,7 @@ def _stream(budget: _Budget, archive_p: int, index: int, declared: int | None) -
 
 
 def _classify(
-    exc: libarchive.ArchiveError, *, encrypted: bool, has_password: bool
+    exc: libarchive.ArchiveError, *, current: Encryption, has_password: bool
 ) -> tuple[str, str]:
     """A (reason, message) for a libarchive error; messages carry no member content."""
     text = str(exc.msg or "").lower()
@@ -215,7 +218,10 @@ def _classify(
         return "wrong_password", "the password does not open the archive"
     if "truncated" in text or "premature end" in text:
         return "truncated", "the archive ends early"
-    if encrypted and any(marker in text for marker in _PASSWORD_ERRORS):
+    if current.encrypted and any(marker in text for marker in _PASSWORD_ERRORS):
+        if current.aes:
+            # AES checked the password (two bytes) before the data failed its HMAC or inflate.
+            return "corrupt", "damaged encrypted data (the password check passed)"
         # ZipCrypto checks a password with one byte: a wrong one passes 1 time in 256 and then
         # fails here as a CRC or inflate error, exactly like damaged bytes would.
         return "wrong_password", "wrong password or corrupt data (decryption check failed)"
@@ -240,12 +246,17 @@ def _member_name(entry: libarchive.ArchiveEntry) -> str | None:
         return raw.decode("cp437")
 
 
-def _bind_entry_is_encrypted() -> ctypes._CFuncPtr:
-    # Item access returns a fresh function object, so libarchive-c's shared bindings are untouched.
-    function = ffi.libarchive["archive_entry_is_encrypted"]
-    function.argtypes = [ctypes.c_void_p]
-    function.restype = ctypes.c_int
+def _bind(name: str, argtypes: list[type], restype: type) -> Callable[..., int]:
+    """A private binding of a libarchive function, without libarchive-c's error check (which
+    logs warnings and lets them through as negative counts)."""
+    # Item access returns a fresh function object, so libarchive-c's own bindings are untouched.
+    function = ffi.libarchive[name]
+    function.argtypes = argtypes
+    function.restype = restype
     return function
 
 
-_entry_is_encrypted = _bind_entry_is_encrypted()
+_entry_is_encrypted = _bind("archive_entry_is_encrypted", [ctypes.c_void_p], ctypes.c_int)
+_read_data = _bind(
+    "archive_read_data", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ctypes.c_ssize_t
+)

@@ -98,12 +98,20 @@ def _passes_check(data: bytes, password: str) -> bool:
     return True
 
 
-def test_damaged_encrypted_data_is_wrong_password_or_corrupt() -> None:
+def test_damaged_aes_data_is_corrupt_because_aes_checked_the_password() -> None:
     data = bytearray(aes_zip([("a.csv", os.urandom(3000))]))
     data[200] ^= 0xFF
     error = rejection(bytes(data))
+    assert error.reason == "corrupt"
+    assert "password check passed" in error.detail
+
+
+def test_damaged_zipcrypto_data_is_wrong_password_or_corrupt() -> None:
+    data = bytearray(zipcrypto_zip([("a.csv", os.urandom(3000))]))
+    data[200] ^= 0xFF
+    error = rejection(bytes(data))
     assert error.reason == "wrong_password"
-    assert "corrupt" in error.detail
+    assert "wrong password or corrupt" in error.detail
 
 
 def test_damaged_plain_zip_is_corrupt() -> None:
