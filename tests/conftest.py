@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +47,26 @@ def edit_yaml(metadata_copy: Path) -> EditFn:
         path.write_text(yaml.safe_dump(data, sort_keys=False))
 
     return edit
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The one local Spark session of the test process: `local[2]`, UTC, UI off.
+
+    pyspark is imported inside, so tests without Spark never load it.
+    """
+    from resources.spark import build_session
+
+    session = build_session(
+        master="local[2]",
+        app_name="lakehouse-tests",
+        conf={
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.driver.memory": "1g",
+            "spark.python.worker.reuse": "true",
+        },
+        ui_enabled=False,
+    )
+    yield session
+    session.stop()

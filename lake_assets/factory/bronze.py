@@ -72,7 +72,7 @@ def ingest(
     date, facility = split_partition_key(feed, context.partition_key)
     zone = open_landing(landing_root())
     rerun = not config.archives
-    batch_id = config.batch_id or f"{date.replace('-', '')}-rerun-{context.run_id[:8]}"
+    batch_id = config.batch_id or f"{date.replace('-', '')}-rerun-{context.run.run_id[:8]}"
     manifest = manifest_of(lake)
     if not rerun and manifest.committed(feed.name, batch_id):
         context.log.info(f"batch {batch_id} of {feed.name} is already loaded; nothing to do")
