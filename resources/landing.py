@@ -14,16 +14,13 @@ import fsspec
 from fsspec import AbstractFileSystem
 
 from lake_assets.catalog.models import Feed
-from lake_assets.errors import LakehouseError
+from lake_assets.errors import LandingPathError
+from lake_assets.ingest.facility import locate_archive
+
+__all__ = ["LandedArchive", "LandingPathError", "LandingZone", "locate", "open_landing"]
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _HOUR = re.compile(r"^\d{2}$")
-# Facility ids end up in partition keys and Delta predicates, so they are kept to a safe alphabet.
-_FACILITY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class LandingPathError(LakehouseError):
-    """A landed file's path does not fit the feed's landing rules."""
 
 
 @dataclass(frozen=True, order=True)
@@ -44,38 +41,9 @@ def open_landing(root: str, *, storage_options: dict[str, Any] | None = None) ->
 
 
 def locate(feed: Feed, path: str) -> tuple[str, str, str]:
-    """(arrival date, hour, facility) of a landing path relative to the landing root.
-
-    Raises LandingPathError naming the path and feed when it does not follow the layout.
-    """
-    if not path.startswith(feed.landing.prefix):
-        raise LandingPathError(f"{path}: not under feed {feed.name}'s prefix {feed.landing.prefix}")
-    segments = path[len(feed.landing.prefix) :].split("/")
-    if len(segments) < 3 or not _DATE.match(segments[0]) or not _HOUR.match(segments[1]):
-        raise LandingPathError(
-            f"{path}: feed {feed.name} expects <prefix><YYYY-MM-DD>/<HH>/<facility>/<archive>"
-        )
-    rule = feed.landing.facility
-    if rule.path_segment is not None:
-        if rule.path_segment >= len(segments) - 1:
-            raise LandingPathError(
-                f"{path}: feed {feed.name} takes the facility from path segment "
-                f"{rule.path_segment}, which this path does not have"
-            )
-        facility = segments[rule.path_segment]
-    else:
-        match = re.search(rule.filename_pattern or "", segments[-1])
-        if not match:
-            raise LandingPathError(
-                f"{path}: file name does not match feed {feed.name}'s facility pattern"
-            )
-        facility = match.group("facility")
-    if not _FACILITY.match(facility):
-        raise LandingPathError(
-            f"{path}: facility id {facility!r} of feed {feed.name} may only use letters, digits, "
-            "'_', '.' and '-'"
-        )
-    return segments[0], segments[1], facility
+    """(arrival date, hour, facility) of a landing path; raises LandingPathError naming it."""
+    where = locate_archive(feed, path)
+    return where.arrival_date.isoformat(), f"{where.arrival_hour:02d}", where.facility_id
 
 
 @dataclass(frozen=True)
