@@ -31,6 +31,7 @@ SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("message", pa.string()),
         ("ingested_at", pa.timestamp("us", tz="UTC")),
+        ("committed_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 
@@ -53,6 +54,7 @@ class ManifestRow:
     reason: str | None
     message: str | None
     ingested_at: object
+    committed_at: object
 
 
 @dataclass(frozen=True)

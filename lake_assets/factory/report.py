@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -59,7 +59,8 @@ class BatchReport:
 def manifest_rows(
     feed: Feed, batch_id: str, archives: list[dict[str, Any]], *, ingested_at: datetime
 ) -> list[ManifestRow]:
-    """Manifest rows for a batch's archive summaries."""
+    """Manifest rows for a batch's archive summaries; `committed_at` is now, after the data."""
+    committed_at = datetime.now(UTC)
     return [
         ManifestRow(
             path=a["path"],
@@ -76,6 +77,7 @@ def manifest_rows(
             reason=a["reason"],
             message=a["message"],
             ingested_at=ingested_at,
+            committed_at=committed_at,
         )
         for a in archives
     ]
