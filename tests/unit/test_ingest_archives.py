@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import libarchive
@@ -14,6 +15,7 @@ from lake_assets.errors import ArchiveRejected
 from lake_assets.ingest.archives import Member, iter_members
 from tests.unit.ingest_builders import (
     PASSWORD,
+    Members,
     aes_zip,
     feed,
     gzipped,
@@ -25,6 +27,7 @@ from tests.unit.ingest_builders import (
 
 PATH = "lab_results/2024-01-15/10/FAC00042/FAC00042-lab_results-20240115T100000-000001.zip"
 LAB = feed("lab_results")
+Builder = Callable[[Members, str], bytes]
 ROWS = b"result_id,mrn\nR1,01234\n"
 
 
@@ -39,7 +42,7 @@ def rejection(data: bytes, *, of: Feed = LAB, password: str | None = PASSWORD) -
 
 
 @pytest.mark.parametrize("build", [aes_zip, zipcrypto_zip], ids=["aes256", "zipcrypto"])
-def test_encrypted_zip_yields_data_members_in_order(build) -> None:
+def test_encrypted_zip_yields_data_members_in_order(build: Builder) -> None:
     data = build([("b.csv", ROWS), ("a.csv", ROWS * 2), ("readme.txt", b"notes")])
     assert members(data) == [Member("b.csv", ROWS), Member("a.csv", ROWS * 2)]
 
@@ -68,7 +71,7 @@ def test_member_pattern_is_case_insensitive_and_skips_directories() -> None:
 
 
 @pytest.mark.parametrize("build", [aes_zip, zipcrypto_zip], ids=["aes256", "zipcrypto"])
-def test_wrong_or_missing_password(build) -> None:
+def test_wrong_or_missing_password(build: Builder) -> None:
     data = build([("a.csv", ROWS)])
     wrong = rejection(data, password="not-it")
     assert (wrong.reason, wrong.feed, wrong.path) == ("wrong_password", "lab_results", PATH)

@@ -10,21 +10,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lake_assets.catalog.models import Column, Table
+from lake_assets.catalog.models import Column, ColumnType, EvolutionMode, Table
 from lake_assets.ingest.conform import conform
-from lake_assets.ingest.records import RawTable
+from lake_assets.ingest.records import BadRecord, RawTable, Unknown
 
 
 def run(
-    columns: list[Column], values: dict[str, list[str | None]], *, unknown=None, mode="rescue"
-) -> tuple[pa.Table, list]:
+    columns: list[Column],
+    values: dict[str, list[str | None]],
+    *,
+    unknown: list[Unknown | None] | None = None,
+    mode: EvolutionMode = "rescue",
+) -> tuple[pa.Table, list[BadRecord]]:
     table = Table(name="t", columns=tuple(columns), schema_evolution=mode)
     rows = len(next(iter(values.values())))
     raw = RawTable.from_rows(values, unknown or [None] * rows)
     return conform(table, raw, members=pa.array(["m1"] * rows, pa.string()))
 
 
-def typed(kind: str, values: list[str | None], fmt: str | None = None) -> tuple[list, list]:
+def typed(
+    kind: ColumnType, values: list[str | None], fmt: str | None = None
+) -> tuple[list[object], list[str]]:
     """(good values, bad row errors) for one nullable column of type `kind`."""
     good, bad = run([Column(name="c", type=kind, format=fmt)], {"c": values})
     return good.column("c").to_pylist(), [b.error for b in bad]
@@ -121,7 +127,9 @@ def test_timestamp_with_offset_is_utc() -> None:
         ("timestamp", "%Y-%m-%dT%H:%M:%S", "2024-01-15 10:30:00"),
     ],
 )
-def test_impossible_or_misformatted_dates_are_bad_values(kind: str, fmt: str, value: str) -> None:
+def test_impossible_or_misformatted_dates_are_bad_values(
+    kind: ColumnType, fmt: str, value: str
+) -> None:
     assert typed(kind, [value], fmt) == ([], [f"column c does not match format {fmt}"])
 
 

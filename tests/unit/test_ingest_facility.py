@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from lake_assets.catalog.models import FacilityRule
+from lake_assets.catalog.models import FacilityRule, Feed
 from lake_assets.errors import LandingPathError
 from lake_assets.ingest import ArchiveLocation, locate_archive
 from tests.unit.ingest_builders import feed
@@ -15,7 +15,7 @@ LAB = feed("lab_results")
 NAME = "FAC00042-lab_results-20240115T101500-000001.zip"
 
 
-def by_filename(pattern: str):
+def by_filename(pattern: str) -> Feed:
     landing = LAB.landing.model_copy(update={"facility": FacilityRule(filename_pattern=pattern)})
     return LAB.model_copy(update={"landing": landing})
 

@@ -13,6 +13,7 @@ from lxml import etree
 
 from lake_assets.ingest.parsers import build_parser
 from lake_assets.ingest.parsers.xml import hardened_parser
+from lake_assets.ingest.records import ParsedFile
 from tests.unit.ingest_builders import feed
 
 XML = feed("patient_encounters")
@@ -50,7 +51,7 @@ def server() -> Iterator[str]:
     httpd.server_close()
 
 
-def _parse(text: str):
+def _parse(text: str) -> ParsedFile:
     return build_parser(XML)(member="m.xml", text=text)
 
 
