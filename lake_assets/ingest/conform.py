@@ -26,6 +26,7 @@ class _Checked:
     """One column after conversion: typed values and the rows it makes bad (boolean masks)."""
 
     column: Column
+    raw: pa.Array
     values: pa.Array
     missing: pa.Array
     null: pa.Array
@@ -38,7 +39,7 @@ def conform(table: Table, raw: RawTable, *, members: pa.Array) -> tuple[pa.Table
     The good table has the declared columns typed, then (with `add_columns`) undeclared fields as
     string columns, then `_rescued_data` (JSON or null) and `_source_member`.
     """
-    checked = [_check(column, raw.columns[column.name]) for column in table.columns]
+    checked = [_check(column, raw.column(column.name)) for column in table.columns]
     has_unknown = any(fields is not None for fields in raw.unknown)
     if table.schema_evolution == "fail" and has_unknown:
         mismatch = pa.array([fields is not None for fields in raw.unknown], pa.bool_())
@@ -57,10 +58,10 @@ def _check(column: Column, raw: pa.Array) -> _Checked:
     values, failed = convert(column, raw)
     none = pa.repeat(False, len(raw))
     if column.nullable:
-        return _Checked(column, values, none, none, failed)
+        return _Checked(column, raw, values, none, none, failed)
     absent = raw.is_null()
     null = pc.and_(pc.invert(absent), pc.and_(values.is_null(), pc.invert(failed)))
-    return _Checked(column, values, absent, null, failed)
+    return _Checked(column, raw, values, absent, null, failed)
 
 
 def _bad_records(
@@ -84,7 +85,7 @@ def _bad_records(
         )
         for item in checked
     }
-    values = {c.source_or_name: raw.columns[c.name].take(rows).to_pylist() for c in table.columns}
+    values = {c.column.source_or_name: c.raw.take(rows).to_pylist() for c in checked}
     failures = {item.column.name: _failure(item.column) for item in checked}
     names = members.take(rows).to_pylist()
     mismatched = mismatch.take(rows).to_pylist()

@@ -61,14 +61,9 @@ class _Gathered:
     bad: list[BadRecord] = field(default_factory=list)
 
     def combined(self, table: Table) -> tuple[RawTable, pa.Array]:
-        columns = {
-            c.name: pa.concat_arrays([chunk.columns[c.name] for chunk in self.chunks])
-            if self.chunks
-            else pa.array([], pa.string())
-            for c in table.columns
-        }
-        unknown = [fields for chunk in self.chunks for fields in chunk.unknown]
-        return RawTable(columns=columns, unknown=unknown), pa.array(self.members, pa.string())
+        """Every file's records as one RawTable, and the member name of each record."""
+        raw = RawTable.concat(self.chunks, [column.name for column in table.columns])
+        return raw, pa.array(self.members, pa.string())
 
 
 def read_archive(feed: Feed, *, data: bytes, path: str, password: str | None) -> ArchiveResult:

@@ -16,11 +16,16 @@ Unknown = dict[str, object]
 """Undeclared fields of one record: field name -> raw string, or a list of them when repeated."""
 
 
+RawColumn = pa.Array | list[str | None]
+"""Raw values of one column: an Arrow string array, or a Python list (XML and HL7 build lists,
+which are turned into Arrow once per archive rather than once per file)."""
+
+
 @dataclass
 class RawTable:
-    """Raw records of one table from one data file, column by column."""
+    """Raw records of one table, column by column."""
 
-    columns: dict[str, pa.Array]
+    columns: dict[str, RawColumn]
     unknown: list[Unknown | None]
 
     @property
@@ -28,13 +33,35 @@ class RawTable:
         """How many records."""
         return len(self.unknown)
 
+    def column(self, name: str) -> pa.Array:
+        """Column `name` as an Arrow string array."""
+        return as_array([self.columns[name]])
+
     @classmethod
-    def from_rows(
-        cls, rows: dict[str, list[str | None]], unknown: list[Unknown | None]
-    ) -> RawTable:
-        """A RawTable from Python lists of raw values, one list per declared column."""
-        columns = {name: pa.array(values, pa.string()) for name, values in rows.items()}
+    def concat(cls, chunks: list[RawTable], names: list[str]) -> RawTable:
+        """One RawTable of every chunk's records, with columns `names` as Arrow arrays."""
+        columns: dict[str, RawColumn] = {
+            name: as_array([chunk.columns[name] for chunk in chunks]) for name in names
+        }
+        unknown = [fields for chunk in chunks for fields in chunk.unknown]
         return cls(columns=columns, unknown=unknown)
+
+
+def as_array(chunks: list[RawColumn]) -> pa.Array:
+    """The chunks as one Arrow string array; consecutive lists become one array at once."""
+    arrays: list[pa.Array] = []
+    pending: list[str | None] = []
+    for chunk in chunks:
+        if isinstance(chunk, list):
+            pending.extend(chunk)
+            continue
+        if pending:
+            arrays.append(pa.array(pending, pa.string()))
+            pending = []
+        arrays.append(chunk)
+    if pending or not arrays:
+        arrays.append(pa.array(pending, pa.string()))
+    return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def run(
 ) -> tuple[pa.Table, list[BadRecord]]:
     table = Table(name="t", columns=tuple(columns), schema_evolution=mode)
     rows = len(next(iter(values.values())))
-    raw = RawTable.from_rows(values, unknown or [None] * rows)
+    raw = RawTable(columns=dict(values), unknown=unknown or [None] * rows)
     return conform(table, raw, members=pa.array(["m1"] * rows, pa.string()))
 
 

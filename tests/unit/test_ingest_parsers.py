@@ -32,7 +32,7 @@ def parse(of: Feed, text: str | bytes) -> ParsedFile:
 
 
 def column(parsed: ParsedFile, table: str, name: str) -> list[str | None]:
-    return parsed.tables[table].columns[name].to_pylist()
+    return parsed.tables[table].column(name).to_pylist()
 
 
 def reasons(parsed: ParsedFile, table: str) -> list[tuple[str, str]]:

@@ -112,4 +112,4 @@ def test_xinclude_is_not_processed(tmp_path: Path) -> None:
         f'<Patient><xi:include href="{secret}"/></Patient></Encounter>'
     )
     parsed = _parse(document)
-    assert parsed.tables["encounters"].columns["mrn"].to_pylist() == [None]
+    assert parsed.tables["encounters"].column("mrn").to_pylist() == [None]

@@ -104,7 +104,9 @@ def parse(layout: Layout, *, member: str, text: str) -> ParsedFile:
                     rows[table.name][name].append(value)
                 unknown[table.name].append(extra)
     for table in layout.tables:
-        parsed.tables[table.name] = RawTable.from_rows(rows[table.name], unknown[table.name])
+        parsed.tables[table.name] = RawTable(
+            columns=dict(rows[table.name]), unknown=unknown[table.name]
+        )
     return parsed
 
 

@@ -113,7 +113,7 @@ def _read_records(layout: Layout, root: etree._Element, parsed: ParsedFile) -> N
             fields: Unknown = {}
             owners.setdefault(record, fields)
             unknown.append(owners[record])
-        parsed.tables[table.name] = RawTable.from_rows(rows, unknown)
+        parsed.tables[table.name] = RawTable(columns=dict(rows), unknown=unknown)
     _rescue_leaves(root, mapped, owners)
     for raw in parsed.tables.values():
         raw.unknown = [fields or None for fields in raw.unknown]
