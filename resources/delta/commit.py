@@ -40,7 +40,7 @@ from resources.delta.snapshot import (
     partition_string,
     table_exists,
 )
-from resources.delta.storage import data_filesystem, join_path, storage_path
+from resources.delta.storage import data_filesystem, join_path
 
 WRITE_ID_KEY = "lake.writeId"
 
@@ -155,8 +155,8 @@ def _removals(
     """Files this commit removes, and files it wrote to keep rows outside a replaced slice."""
     if plan.remove_paths is not None:
         wanted = set(plan.remove_paths)
-        entries = [e for e in list_files(delta) if e.log_path in wanted]
-        missing = wanted - {e.log_path for e in entries}
+        entries = [e for e in list_files(delta) if e.path in wanted]
+        missing = wanted - {e.path for e in entries}
         if missing:
             raise DeltaConflictError(
                 f"table {plan.spec.table}: {len(missing)} files to replace are no longer in"
@@ -199,7 +199,7 @@ def _add(f: DataFile, plan: CommitPlan) -> AddAction:
 
 def _remove(entry: FileEntry, plan: CommitPlan) -> RemoveAction:
     values = {k: partition_string(v) for k, v in entry.partition_values.items()}
-    return RemoveAction(entry.log_path, plan.data_change, int(time.time() * 1000), entry.size,
+    return RemoveAction(entry.path, plan.data_change, int(time.time() * 1000), entry.size,
                         values)
 
 
@@ -214,12 +214,12 @@ def _properties(plan: CommitPlan, files: Sequence[DataFile]) -> CommitProperties
     return CommitProperties(custom_metadata=metadata, app_transactions=txns)
 
 
-def discard(spec: WriteSpec, log_paths: Sequence[str]) -> None:
-    """Delete data files that no commit references."""
+def discard(spec: WriteSpec, paths: Sequence[str]) -> None:
+    """Delete data files (relative storage paths) that no commit references."""
     fs, root = data_filesystem(spec.uri, spec.options)
-    for path in log_paths:
+    for path in paths:
         try:
-            fs.delete_file(join_path(root, storage_path(path)))
+            fs.delete_file(join_path(root, path))
         except FileNotFoundError:
             continue
 

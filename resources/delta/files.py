@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from lake_assets.errors import DeltaPredicateError, DeltaSchemaError
 from resources.delta.predicate import Term, arrow_mask
 from resources.delta.snapshot import partition_string
-from resources.delta.storage import data_filesystem, join_path, log_path
+from resources.delta.storage import data_filesystem, join_path
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 _MAX_STAT_CHARS = 64
@@ -46,7 +46,7 @@ class WriteSpec:
 
 @dataclass(frozen=True)
 class DataFile:
-    """One written Parquet file, as the commit needs it."""
+    """One written Parquet file, as the commit needs it; `path` is relative and not encoded."""
 
     path: str
     size: int
@@ -167,7 +167,7 @@ class _OpenFile:
         size = self.sink.tell()
         self.sink.close()
         return DataFile(
-            path=log_path(self.relative),
+            path=self.relative,
             size=size,
             partition_values=self.partition_values,
             num_records=self.rows,

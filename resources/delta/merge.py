@@ -26,6 +26,8 @@ from resources.delta.schema import arrow_to_spark, reconcile, spark_to_arrow
 from resources.delta.snapshot import arrow_schema, list_files, may_match, open_table, table_exists
 from resources.delta.tables import TableRef, WriteResult, read, write
 
+SMALL_TABLE_BYTES = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class MergeResult:
@@ -57,11 +59,13 @@ def merge_into(
     partition_by: Sequence[str] | None = None,
     evolve_schema: bool = False,
     max_attempts: int = 3,
+    rewrite_below_bytes: int = SMALL_TABLE_BYTES,
 ) -> MergeResult:
     """Upsert `source` into `ref` by `keys`; the highest `sequence_by` wins per key.
 
     `delete_when` (a Column or SQL expression on source rows) marks deletes; `drop_columns`
     are source columns used for that and not stored. With `scd2` the table keeps history.
+    A table smaller than `rewrite_below_bytes` is rewritten whole, saving two Spark jobs.
     Creates the table if missing. Raises DeltaSchemaError naming the table and column, and
     DeltaConflictError if concurrent commits conflict `max_attempts` times.
     """
@@ -78,7 +82,8 @@ def merge_into(
     for attempt in range(1, max_attempts + 1):
         try:
             return _merge_once(flagged, ref, keys=keys, sequence_by=sequence_by, scd2=scd2,
-                               partition_by=partition_by, evolve=evolve_schema)
+                               partition_by=partition_by, evolve=evolve_schema,
+                               small=rewrite_below_bytes)
         except DeltaConflictError:
             if attempt == max_attempts:
                 raise
@@ -87,7 +92,7 @@ def merge_into(
 
 def _merge_once(
     source: DataFrame, ref: TableRef, *, keys: Sequence[str], sequence_by: str,
-    scd2: Scd2 | None, partition_by: Sequence[str] | None, evolve: bool,
+    scd2: Scd2 | None, partition_by: Sequence[str] | None, evolve: bool, small: int,
 ) -> MergeResult:
     spark = source.sparkSession
     if not table_exists(ref.uri, options=ref.options):
@@ -99,10 +104,14 @@ def _merge_once(
     delta = open_table(ref.uri, options=ref.options, table=ref.name)
     version = delta.version()
     schema = _table_schema(arrow_to_spark(arrow_schema(delta)), source, ref=ref, evolve=evolve)
-    bounds = _key_bounds(source, keys)
-    candidates = [e.log_path for e in list_files(delta) if may_match(e, bounds)]
-    touched = _touched_files(read(spark, ref, version=version, with_file_column=True,
-                                  only_files=candidates), source, keys) if candidates else []
+    entries = list_files(delta)
+    if sum(e.size for e in entries) < small:
+        touched = [e.path for e in entries]
+    else:
+        bounds = _key_bounds(source, keys)
+        candidates = [e.path for e in entries if may_match(e, bounds)]
+        scan = read(spark, ref, version=version, with_file_column=True, only_files=candidates)
+        touched = _touched_files(scan, source, keys) if candidates else []
     target = read(spark, ref, version=version, only_files=touched)
     rows = _apply(target, source, keys=keys, sequence_by=sequence_by, scd2=scd2, schema=schema)
     extra = {"removeFiles": json.dumps(touched), "readVersion": str(version),

@@ -23,18 +23,21 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from pyspark.sql.types import StructType
 
 from lake_assets.errors import DeltaPredicateError, DeltaSchemaError, NotADeltaTableError
 from resources.delta.commit import CommitPlan
-from resources.delta.files import WriteSpec
+from resources.delta.files import WRITER_KEY, WriteSpec
 from resources.delta.predicate import Term, check_columns, coerce_terms, from_json
 from resources.delta.schema import check_partition_columns, reconcile, spark_to_arrow
 from resources.delta.snapshot import arrow_schema, open_table, table_exists
 from resources.delta.storage import data_filesystem
 
 STORAGE_PREFIX = "storage."
+_MAX_CHECKED = 1000
 
 
 @dataclass(frozen=True)
@@ -130,22 +133,37 @@ def plan_write(opts: SourceOptions, schema: StructType, overwrite: bool) -> Comm
 
 
 def _check_location(opts: SourceOptions) -> None:
-    """Raises NotADeltaTableError if a new table's location already holds foreign files."""
+    """Raises NotADeltaTableError if a new table's location holds files this layer did not write.
+
+    Parquet files tagged by our writer are leftovers of an earlier failed write and are allowed;
+    they stay unreferenced until vacuum deletes them.
+    """
     fs, root = data_filesystem(opts.uri, opts.storage)
+    selector = pafs.FileSelector(root or "", allow_not_found=True, recursive=True)
     try:
-        infos = fs.get_file_info(pafs.FileSelector(root or "", allow_not_found=True))
+        infos = fs.get_file_info(selector)
     except OSError as exc:
         raise NotADeltaTableError(f"table {opts.table}: {opts.uri} is not a directory") from exc
-    for info in infos:
-        name = info.base_name
-        ours = name.startswith(("_", ".")) or (
-            "=" in name if info.type == pafs.FileType.Directory else name.startswith("part-")
-        )
-        if not ours:
+    for info in infos[:_MAX_CHECKED]:
+        name = info.path[len(root):].lstrip("/")
+        if info.type != pafs.FileType.File or name.startswith("_delta_log/"):
+            continue
+        if not _written_here(fs, info.path):
             raise NotADeltaTableError(
                 f"table {opts.table}: {opts.uri} is not a Delta table but holds {name!r};"
                 " refusing to create a table over other files"
             )
+
+
+def _written_here(fs: pafs.FileSystem, path: str) -> bool:
+    if not path.endswith(".parquet"):
+        return False
+    try:
+        with fs.open_input_file(path) as handle:
+            metadata = pq.read_schema(handle).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return WRITER_KEY.encode() in metadata
 
 
 def _int(value: str | None) -> int | None:

@@ -56,7 +56,7 @@ def _complete(batch: pa.RecordBatch, entry: FileEntry, schema: pa.Schema) -> pa.
     columns = []
     for target in schema:
         if target.name == FILE_COLUMN:
-            columns.append(pa.array([entry.log_path] * rows, pa.string()))
+            columns.append(pa.array([entry.path] * rows, pa.string()))
         elif target.name in entry.partition_values:
             value = entry.partition_values[target.name]
             columns.append(pa.array([value] * rows, target.type))

@@ -26,10 +26,10 @@ _STAT_GROUPS = ("partition", "min", "max", "null_count")
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One data file of a snapshot, with typed partition values and statistics."""
+    """One data file of a snapshot: relative storage path (not URL-encoded), typed partition
+    values and statistics."""
 
     path: str
-    log_path: str
     size: int
     partition_values: dict[str, Any] = field(default_factory=dict)
     num_records: int | None = None
@@ -89,7 +89,6 @@ def list_files(delta: DeltaTable) -> list[FileEntry]:
         entries.append(
             FileEntry(
                 path=storage_path(row["path"]),
-                log_path=row["path"],
                 size=row["size_bytes"],
                 partition_values=groups["partition"],
                 num_records=row.get("num_records"),

@@ -111,7 +111,7 @@ class DeltaRsReader(DataSourceReader):
         entries = [e for e in list_files(delta) if may_match(e, self.terms)]
         if self.only_files is not None:
             wanted = set(self.only_files)
-            entries = [e for e in entries if e.log_path in wanted]
+            entries = [e for e in entries if e.path in wanted]
         tasks = task_count(entries, parallelism=self.tasks, split_bytes=self.split_bytes)
         groups = group_files(entries, tasks=tasks)
         return [FileGroup(g) for g in groups] or [FileGroup([])]

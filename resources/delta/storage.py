@@ -105,11 +105,6 @@ def join_path(root: str, relative: str) -> str:
     return f"{root}/{relative}" if root else relative
 
 
-def log_path(storage_path: str) -> str:
-    """The URL-encoded form of a relative storage path, as Delta add/remove actions hold it."""
-    return urllib.parse.quote(storage_path, safe="/=")
-
-
 def storage_path(log_entry_path: str) -> str:
     """The relative storage path of a Delta log action's (URL-encoded) `path`."""
     return urllib.parse.unquote(log_entry_path)
