@@ -34,28 +34,28 @@ def register(app: typer.Typer) -> None:
 
 def simulate_command(
     out: Annotated[
-        str | None, typer.Option(help="landing root, folder or s3:// [default: $LANDING_ROOT]")
+        str | None, typer.Option(help="landing root, folder or s3:// (default $LANDING_ROOT)")
     ] = None,
     truth: Annotated[
-        str | None, typer.Option(help=f"truth JSON-lines file [default: <out>/{TRUTH_NAME}]")
+        str | None, typer.Option(help=f"truth JSON-lines file (default <out>/{TRUTH_NAME})")
     ] = None,
     facilities: Annotated[int, typer.Option(help="facilities sending data (1-99999)")] = 8_000,
     hours: Annotated[float, typer.Option(help="simulated hours (> 0)")] = 1.0,
     rate: Annotated[float, typer.Option(help="archives per hour over all feeds (> 0)")] = 3_500,
     faults: Annotated[float, typer.Option(help="share of archives with one fault (0-1)")] = 0.01,
     fault_kinds: Annotated[
-        str | None, typer.Option(help=f"comma list of faults [default: all of {len(FAULT_KINDS)}]")
+        str | None, typer.Option(help=f"comma list of faults (default all of {len(FAULT_KINDS)})")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="seed for a reproducible run [default: random]")
+        int | None, typer.Option(help="seed for a reproducible run (default random)")
     ] = None,
-    feeds: Annotated[str | None, typer.Option(help="comma list of feeds [default: all]")] = None,
+    feeds: Annotated[str | None, typer.Option(help="comma list of feeds (default all)")] = None,
     size_scale: Annotated[float, typer.Option(help="multiply archive sizes (> 0)")] = 1.0,
     encryption: Annotated[
         str, typer.Option(help=f"zip encryption: {'|'.join(ENCRYPTIONS)}")
     ] = "mix",
     start: Annotated[
-        str | None, typer.Option(help="first simulated hour, ISO 8601 [default: today 00:00 UTC]")
+        str | None, typer.Option(help="first simulated hour, ISO 8601 (default today 00:00 UTC)")
     ] = None,
     live: Annotated[bool, typer.Option(help="drip archives in real time; Ctrl-C stops")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar, a one-line summary")] = False,

@@ -34,6 +34,8 @@ class _RunState:
     stats: dict[str, FeedStats]
     facilities: dict[int, Facility] = field(default_factory=dict)
     kept: dict[int, BuiltArchive] = field(default_factory=dict)
+    copies: Counter[int] = field(default_factory=Counter)
+    """Re-sends still to come per original archive; its bytes are kept until the last one."""
 
 
 def simulate(
@@ -54,7 +56,7 @@ def simulate(
     kits = {feed.name: build_kit(feed, options.fault_kinds) for feed in feeds}
     specs = plan_archives(options, feeds, {name: kit.faults for name, kit in kits.items()})
     state = _RunState(kits, {name: FeedStats() for name in kits})
-    resent = {spec.resend_of for spec in specs if spec.resend_of is not None}
+    state.copies = Counter(spec.resend_of for spec in specs if spec.resend_of is not None)
     summary = SimulationSummary(seed=options.seed, truth=options.truth)
     landing, truth = LandingWriter(options.out), TruthWriter(options.truth)
     started = time.monotonic()
@@ -65,7 +67,7 @@ def simulate(
                 landing.put(built.path, built.data)
                 truth.write(built.truth)
                 _count(summary, built)
-                if spec.index in resent:
+                if state.copies[spec.index]:
                     state.kept[spec.index] = built
                 advance()
     except KeyboardInterrupt:
@@ -100,7 +102,10 @@ def _land(
 ) -> BuiltArchive:
     kit = state.kits[spec.feed]
     if spec.resend_of is not None:
-        original = state.kept.pop(spec.resend_of)
+        original = state.kept[spec.resend_of]
+        state.copies[spec.resend_of] -= 1
+        if not state.copies[spec.resend_of]:
+            del state.kept[spec.resend_of]
         path, _ = archive_path(kit.feed, original.truth.facility, now, spec.index + 1)
         return BuiltArchive(path, original.data, original.truth.resent_as(path))
     facility = state.facilities.get(spec.facility)
