@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.catalog.query import run_query
@@ -30,7 +31,8 @@ errors = Console(stderr=True)
 
 def fail(error: LakehouseError, code: int = 1) -> typer.Exit:
     """Print `error` to stderr without a traceback; returns the Exit to raise."""
-    errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    # Messages hold key paths like tables[mrn]: never let rich read them as markup.
+    errors.print(Text.assemble(("error: ", "bold red"), str(error)), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -44,15 +46,15 @@ def validate(
         catalog = load_catalog(root)
     except MetadataError as exc:
         for problem in exc.problems:
-            errors.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True)
-        errors.print(f"{len(exc.problems)} problem(s) in {root}", highlight=False)
+            errors.print(Text.assemble(("✗ ", "red"), str(problem)), soft_wrap=True)
+        errors.print(Text(f"{len(exc.problems)} problem(s) in {root}"), soft_wrap=True)
         raise typer.Exit(1) from None
     tables = sum(len(f.tables) for f in catalog.feeds)
-    console.print(
-        f"[green]✓[/] {root}: {len(catalog.feeds)} feeds, {tables} tables, "
-        f"{len(catalog.projections)} projections, {len(catalog.owners.teams)} teams",
-        highlight=False,
+    summary = (
+        f"{root}: {len(catalog.feeds)} feeds, {tables} tables, "
+        f"{len(catalog.projections)} projections, {len(catalog.owners.teams)} teams"
     )
+    console.print(Text.assemble(("✓ ", "green"), summary))
 
 
 @app.command()
@@ -71,7 +73,7 @@ def catalog(
         return
     table = RichTable(*names, show_lines=False, header_style="bold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
     console.print(f"{len(rows)} row(s)", style="dim")
 

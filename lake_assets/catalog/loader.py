@@ -152,14 +152,15 @@ def load_catalog(root: Path | str) -> Catalog:
     owners = _load_owners(root, problems, files)
     feeds = _load_many(root, "feeds", Feed, "feed", problems, files)
     projections = _load_many(root, "projections", Projection, "projection", problems, files)
-    if owners is not None:
-        catalog = Catalog(root, tuple(feeds), tuple(projections), owners, files)
-        # References to another feed's tables are only judged when every feed loaded.
-        problems.extend(cross_file_problems(catalog, complete=not problems))
+    # Rules run on whatever loaded; those needing every file (owners, references to other
+    # feeds' tables) only when nothing failed, so one broken file is not reported twice.
+    complete = not problems
+    stand_in = owners or Owners.model_construct(teams={})
+    catalog = Catalog(root, tuple(feeds), tuple(projections), stand_in, files)
+    problems.extend(cross_file_problems(catalog, complete=complete, owners=owners is not None))
     if problems:
         raise MetadataError(problems)
-    assert owners is not None
-    return Catalog(root, tuple(feeds), tuple(projections), owners, files)
+    return catalog
 
 
 def _load_owners(

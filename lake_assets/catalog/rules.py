@@ -12,14 +12,16 @@ if TYPE_CHECKING:
     from lake_assets.catalog.loader import Catalog
 
 
-def cross_file_problems(catalog: Catalog, *, complete: bool = True) -> list[MetadataProblem]:
+def cross_file_problems(
+    catalog: Catalog, *, complete: bool = True, owners: bool = True
+) -> list[MetadataProblem]:
     """Every cross-file problem in `catalog`, each naming the file and key path.
 
     With `complete=False` (some file failed to load) rules that look across feeds are skipped,
-    so a broken file does not also show up as a missing reference elsewhere.
+    so a broken file does not also show up as a missing reference elsewhere. With `owners=False`
+    (owners.yaml did not load) owner references are not judged.
     """
     checks = [
-        _unknown_owners,
         _duplicate_tables,
         _column_references,
         _selectors,
@@ -29,6 +31,8 @@ def cross_file_problems(catalog: Catalog, *, complete: bool = True) -> list[Meta
     ]
     if complete:
         checks.append(_table_references)
+    if owners:
+        checks.append(_unknown_owners)
     return [problem for check in checks for problem in check(catalog)]
 
 

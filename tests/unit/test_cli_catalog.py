@@ -82,3 +82,10 @@ def test_catalog_is_read_only() -> None:
     result = runner.invoke(app, ["catalog", "DELETE FROM feeds"])
     assert result.exit_code == 1
     assert "readonly" in result.output
+
+
+def test_catalog_cells_are_shown_verbatim() -> None:
+    sql = "SELECT name, checks FROM columns WHERE feed = 'patient_encounters' AND name = 'code'"
+    result = runner.invoke(app, ["catalog", sql])
+    assert result.exit_code == 0, result.output
+    assert r'^[A-Z]\\d{2}' in result.output.replace("\n", "")
