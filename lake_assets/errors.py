@@ -108,3 +108,18 @@ class SimulationOptionError(SimulationError):
     def __init__(self, option: str, message: str) -> None:
         self.option = option
         super().__init__(f"--{option}: {message}")
+
+
+class AlertDeliveryError(LakehouseError):
+    """One alert channel failed to deliver; names the team and channel, never a URL or key.
+
+    `retryable` is False when repeating the request cannot help (a 4xx answer, a refused address).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class AlertCursorError(LakehouseError):
+    """The alert sensor cursor is unreadable; reset the cursor of sensor lake_alerts in the UI."""
