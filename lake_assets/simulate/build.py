@@ -121,12 +121,20 @@ def build_archive(
         data = _pack(kit, spec, members, now, rng)
         stats.learn(sum(map(len, rendered.texts)), len(data), rendered.units)
         data = _break(kit, spec, data, rng)
+    return BuiltArchive(path, data, _truth(feed, spec, path, facility.code, tally, files))
+
+
+def _truth(
+    feed: Feed, spec: ArchiveSpec, path: str, facility: str, tally: Tally, files: int
+) -> TruthRecord:
+    """What the ingest should make of the archive: archive faults load nothing."""
+    fault = FAULT_KINDS[spec.fault] if spec.fault else None
     quarantined = fault is not None and fault.level == "archive"
     tables = [t.name for t in feed.tables]
-    truth = TruthRecord(
+    return TruthRecord(
         archive=path,
         feed=feed.name,
-        facility=facility.code,
+        facility=facility,
         status="quarantine" if quarantined else "good",
         reason=fault.reason if fault else None,
         rows={t: 0 if quarantined else tally.good[t] for t in tables},
@@ -134,7 +142,6 @@ def build_archive(
         fault=spec.fault,
         data_files=files,
     )
-    return BuiltArchive(path, data, truth)
 
 
 def _encode(

@@ -78,20 +78,25 @@ def simulate_command(
         start=_start(start),
         live=live,
     )
-    console = Console(stderr=False)
+    summary = _run(options, metadata=metadata, progress=not quiet)
+    console = Console()
+    if quiet:
+        console.print(_one_line(summary), highlight=False, soft_wrap=True)
+    else:
+        console.print(_table(summary))
+
+
+def _run(options: SimulationOptions, *, metadata: Path | None, progress: bool) -> SimulationSummary:
+    """Simulate; an option out of range exits 2 naming it, any other refusal exits 1."""
     try:
         catalog = load_catalog(metadata or metadata_root())
-        summary = simulate(catalog, options, progress=not quiet and console.is_terminal)
+        return simulate(catalog, options, progress=progress and Console().is_terminal)
     except SimulationOptionError as exc:
         message = str(exc).removeprefix(f"--{exc.option}: ")
         raise typer.BadParameter(message, param_hint=f"'--{exc.option}'") from None
     except LakehouseError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    if quiet:
-        console.print(_one_line(summary), highlight=False, soft_wrap=True)
-    else:
-        console.print(_table(summary))
 
 
 def _names(value: str | None) -> tuple[str, ...] | None:

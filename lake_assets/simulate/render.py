@@ -16,6 +16,7 @@ from lake_assets.simulate.units import Damage, Layout, Tally
 
 HL7_MESSAGES_PER_FILE = 25
 MAX_DAMAGED_UNITS = 3
+CHUNK_UNITS = 4096
 
 
 @dataclass
@@ -134,6 +135,7 @@ def _render_file(
     now: datetime,
     tally: Tally,
 ) -> tuple[str, int]:
+    chunks: list[str] = []
     parts = [layout.header()]
     size, index, last = len(parts[0]), 0, max(positions, default=-1)
     while index == 0 or (budget is not None and (size < budget or index <= last)):
@@ -142,7 +144,11 @@ def _render_file(
         parts.append(unit.text)
         size += len(unit.text)
         index += 1
-    return "".join(parts), index
+        if len(parts) == CHUNK_UNITS:  # millions of small strings cost more than their text
+            chunks.append("".join(parts))
+            parts = []
+    chunks.append("".join(parts))
+    return "".join(chunks), index
 
 
 def _flatten(batches: Iterator[list[Context]]) -> Iterator[Context]:

@@ -56,22 +56,19 @@ def plan_column(column: Column) -> ColumnPlan:
         return required(rng, now)
 
     def text(context: Context, rng: random.Random, now: datetime) -> str:
-        # The hot path of the simulator: one call per value, so it avoids further calls when
-        # the context already holds a string that passes the checks.
+        # The hot path of the simulator, once per value: no further call when the context
+        # already holds a string that passes the checks.
         value = context.get(key, _MISSING)
-        if value.__class__ is not str:
-            if value is _MISSING:
-                if named is None:
-                    return fallback(rng, now)
-                value = named(rng, now)
-            if value is None:
-                return "" if nullable else required(rng, now)
-            value = fmt(value)
-        if not value:
+        if value is _MISSING:
+            if named is None:
+                return fallback(rng, now)
+            value = named(rng, now)
+        if value is None or value == "":
             return "" if nullable else required(rng, now)
-        if fits is not None and not fits(value):  # type: ignore[arg-type]
+        rendered = value if isinstance(value, str) else fmt(value)
+        if fits is not None and not fits(rendered):
             return required(rng, now)
-        return value  # type: ignore[return-value]
+        return rendered
 
     return ColumnPlan(column=column, key=key, text=text)
 
