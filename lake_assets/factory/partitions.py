@@ -9,7 +9,8 @@ from lake_assets.catalog.models import Feed
 # The first arrival date the lake accepts; older archives are late data for this date's slice.
 START_DATE = "2026-01-01"
 
-DAILY = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
+# end_offset=1: today's partition exists, since archives arriving today belong to it.
+DAILY = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
 
 
 def facility_partitions_name(feed: Feed) -> str:
