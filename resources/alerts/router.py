@@ -132,9 +132,10 @@ class AlertRouter(dg.ConfigurableResource):
                     outcomes += done
         for outcome in outcomes:
             if not outcome.delivered:
+                tried = f"after {outcome.attempts} attempt(s)" if outcome.attempts else "unsent"
                 log.warning(
                     f"alert {outcome.dedup_key} to team {outcome.team} via {outcome.channel} "
-                    f"not delivered after {outcome.attempts} attempt(s): {outcome.error}"
+                    f"not delivered, {tried}: {outcome.error}"
                 )
         return outcomes
 

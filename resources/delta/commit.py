@@ -131,7 +131,9 @@ def _attempt(plan: CommitPlan, files: Sequence[DataFile]) -> int | None:
                 f" read at version {plan.read_version}; rerun it ({exc})"
             ) from exc
         return -1
-    return delta.version()
+    delta.update_incremental()
+    entry = find_commit(delta, plan.write_id)
+    return delta.version() if entry is None else int(entry["version"])
 
 
 def _evolve(delta: DeltaTable, plan: CommitPlan) -> pa.Schema:

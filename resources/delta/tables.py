@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ from resources.delta.source import FORMAT, DeltaRsDataSource
 
 _LAKE_ERROR = re.compile(r"lake_assets\.errors\.(\w+): (.+)")
 _PUSHDOWN_CONF = "spark.sql.python.filterPushdown.enabled"
+_REGISTER_LOCK = threading.Lock()
+_REGISTERED: weakref.WeakSet[SparkSession] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,17 @@ class WriteResult:
 
 
 def register(spark: SparkSession) -> None:
-    """Register the `delta_rs` data source with `spark` and enable its filter pushdown."""
-    spark.dataSource.register(DeltaRsDataSource)
-    spark.conf.set(_PUSHDOWN_CONF, "true")
+    """Register the `delta_rs` data source with `spark` once, and enable its filter pushdown.
+
+    Registering again replaces the source, which fails writes running in other threads, so
+    each session is registered only once.
+    """
+    with _REGISTER_LOCK:
+        if spark in _REGISTERED:
+            return
+        spark.dataSource.register(DeltaRsDataSource)
+        spark.conf.set(_PUSHDOWN_CONF, "true")
+        _REGISTERED.add(spark)
 
 
 def write(
@@ -102,9 +114,21 @@ def write(
     if app_txn:
         opts |= {"txnAppId": app_txn[0], "txnVersion": str(app_txn[1])}
     register(df.sparkSession)
+    _activate(df.sparkSession)
     with lake_errors():
         df.write.format(FORMAT).mode(mode).options(**opts).save(ref.uri)
     return _result(ref, write_id)
+
+
+def _activate(spark: SparkSession) -> None:
+    """Make `spark` the JVM's active session on this thread.
+
+    Classic Spark 4 looks up Python data sources for a write in the thread's active session, so
+    a write from a thread that never touched the session would not find `delta_rs`.
+    """
+    jsession = getattr(spark, "_jsparkSession", None)  # absent under Spark Connect
+    if jsession is not None:
+        spark._jvm.org.apache.spark.sql.SparkSession.setActiveSession(jsession)  # type: ignore[union-attr]
 
 
 def _already_written(ref: TableRef, app_txn: tuple[str, int]) -> bool:
