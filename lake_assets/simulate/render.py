@@ -14,7 +14,7 @@ from lake_assets.simulate.plan import xml_file_count
 from lake_assets.simulate.streams import Stream, StreamRequest
 from lake_assets.simulate.units import Damage, Layout, Tally
 
-HL7_MESSAGES_PER_FILE = 25
+HL7_MESSAGES_PER_FILE = 10  # about 100 files per ADT zip, towards the 200 files per zip at peak
 MAX_DAMAGED_UNITS = 3
 CHUNK_UNITS = 4096
 
