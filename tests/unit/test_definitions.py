@@ -1,0 +1,71 @@
+"""The one entry point: what a user sees in the UI, built from metadata without Spark or storage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from lake_assets.catalog.loader import load_catalog
+from lake_assets.definitions import build_definitions
+from tests.conftest import METADATA
+
+
+def test_definitions_load_without_spark_or_storage(tmp_path: Path) -> None:
+    probe = (
+        "import sys, dagster as dg\n"
+        "from lake_assets.definitions import defs\n"
+        "dg.Definitions.validate_loadable(defs)\n"
+        "from pyspark.sql import SparkSession\n"
+        "assert SparkSession.getActiveSession() is None, 'Spark started at load'\n"
+        "print(len(defs.resolve_asset_graph().get_all_asset_keys()))\n"
+    )
+    env = {"LAKE_ROOT": "s3://bucket-that-does-not-exist/lake", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=False,
+        cwd=str(METADATA.parent), timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip()) == 7
+    assert not (tmp_path / "lake").exists()
+
+
+def test_bronze_assets_carry_metadata_from_yaml() -> None:
+    catalog = load_catalog(METADATA)
+    defs = build_definitions(catalog)
+    graph = defs.resolve_asset_graph()
+    key = dg.AssetKey(["bronze", "adt_events", "patients"])
+    node = graph.get(key)
+    assert node.group_name == "bronze"
+    assert node.owners == ["team:clinical-data"]
+    assert node.kinds >= {"spark", "delta"}
+    assert node.code_version == catalog.feed("adt_events").fingerprint(
+        catalog.feed("adt_events").table("patients"))
+    schema = node.metadata["dagster/column_schema"]
+    phi = {c.name: c.tags.get("phi") for c in schema.columns if c.tags}
+    assert phi == {"mrn": "hash", "family_name": "redact", "given_name": "redact",
+                   "birth_date": "year_only", "postal_code": "zip3"}
+    assert "_rescued_data" in [c.name for c in schema.columns]
+    assert node.freshness_policy is not None
+    census = graph.get(dg.AssetKey(["bronze", "bed_census", "bed_census"]))
+    assert isinstance(census.partitions_def, dg.MultiPartitionsDefinition)
+
+
+def test_one_sensor_per_feed_on_by_default() -> None:
+    defs = build_definitions(load_catalog(METADATA))
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) >= {"adt_events_arrivals", "lab_results_arrivals",
+                            "patient_encounters_arrivals", "bed_census_arrivals"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+
+
+def test_code_version_changes_only_with_the_tables_metadata() -> None:
+    catalog = load_catalog(METADATA)
+    feed = catalog.feed("lab_results")
+    table = feed.tables[0]
+    renamed = feed.model_copy(update={"description": "other words"})
+    assert renamed.fingerprint(table) == feed.fingerprint(table)
+    stricter = table.model_copy(update={"keys": ("result_id",)})
+    assert feed.fingerprint(stricter) != feed.fingerprint(table)
