@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +22,7 @@ from lake_assets.simulate.build import (
 from lake_assets.simulate.facilities import Facility, open_facility
 from lake_assets.simulate.landing import LandingWriter
 from lake_assets.simulate.options import SimulationOptions, SimulationSummary, validate_options
-from lake_assets.simulate.patients import build_pool
+from lake_assets.simulate.patients import Identity, build_pool
 from lake_assets.simulate.plan import ArchiveSpec, plan_archives
 from lake_assets.simulate.render import FeedStats
 from lake_assets.simulate.truth import TruthRecord, TruthWriter
@@ -30,12 +30,15 @@ from lake_assets.simulate.truth import TruthRecord, TruthWriter
 
 @dataclass
 class _RunState:
+    """What a run carries from one archive to the next."""
+
     kits: dict[str, FeedKit]
-    stats: dict[str, FeedStats]
+    pool: tuple[Identity, ...]
+    copies: Counter[int]
+    """Re-sends still to come per original archive; its bytes are kept until the last one."""
+    stats: dict[str, FeedStats] = field(default_factory=lambda: defaultdict(FeedStats))
     facilities: dict[int, Facility] = field(default_factory=dict)
     kept: dict[int, BuiltArchive] = field(default_factory=dict)
-    copies: Counter[int] = field(default_factory=Counter)
-    """Re-sends still to come per original archive; its bytes are kept until the last one."""
 
 
 def simulate(
@@ -55,8 +58,11 @@ def simulate(
     feeds = options.selected_feeds(catalog)
     kits = {feed.name: build_kit(feed, options.fault_kinds) for feed in feeds}
     specs = plan_archives(options, feeds, {name: kit.faults for name, kit in kits.items()})
-    state = _RunState(kits, {name: FeedStats() for name in kits})
-    state.copies = Counter(spec.resend_of for spec in specs if spec.resend_of is not None)
+    state = _RunState(
+        kits=kits,
+        pool=build_pool(options.seed, options.start.date()),
+        copies=Counter(spec.resend_of for spec in specs if spec.resend_of is not None),
+    )
     summary = SimulationSummary(seed=options.seed, truth=options.truth)
     landing, truth = LandingWriter(options.out), TruthWriter(options.truth)
     started = time.monotonic()
@@ -110,8 +116,7 @@ def _land(
         return BuiltArchive(path, original.data, original.truth.resent_as(path))
     facility = state.facilities.get(spec.facility)
     if facility is None:
-        pool = build_pool(options.seed, options.start.date())
-        facility = open_facility(spec.facility, seed=options.seed, pool=pool, now=now)
+        facility = open_facility(spec.facility, seed=options.seed, pool=state.pool, now=now)
         state.facilities[spec.facility] = facility
     return build_archive(
         kit,
