@@ -134,7 +134,7 @@ def test_server_error_is_retried_logged_and_other_channels_deliver(
     assert not outcomes["slack"].delivered and outcomes["slack"].attempts == 3
     assert outcomes["slack"].error == "slack of team lab-informatics: HTTP 500"
     assert outcomes["email"].delivered and len(smtp_server.messages) == 1
-    assert "not delivered after 3 attempt(s)" in caplog.text
+    assert "not delivered, after 3 attempt(s)" in caplog.text
     assert http_server.url("/slack") not in caplog.text  # a Slack webhook URL is a secret
 
 
