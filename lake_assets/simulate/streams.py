@@ -62,7 +62,8 @@ def choose_stream(feed: Feed) -> Stream:
 
 
 def adt_stream(request: StreamRequest) -> Iterator[list[Context]]:
-    """ADT events in time order since the last send; some are held back and arrive late."""
+    """ADT events in time order over the last 0.5-2 hours; a few are held back to the
+    facility's next ADT archive, so they arrive late and out of order."""
     facility, rng, now = request.facility, request.rng, request.now
     late = facility.held.pop(request.feed, [])
     window = timedelta(hours=rng.uniform(0.5, 2.0))
@@ -76,10 +77,8 @@ def adt_stream(request: StreamRequest) -> Iterator[list[Context]]:
         if rng.random() < request.late_rate:
             facility.held.setdefault(request.feed, []).append(context)
             continue
-        if late and rng.random() < 0.2:
-            yield [late.pop(), context]
-        else:
-            yield [context]
+        yield [*late, context]  # events held back last time open this archive, late
+        late = []
 
 
 def lab_stream(request: StreamRequest) -> Iterator[list[Context]]:

@@ -114,6 +114,14 @@ def test_patients_stay_consistent_across_feeds_and_over_time(
     assert any("A03" in events[visit] for visit in admitted)
     assert all(events[visit].count("A01") == 1 for visit in admitted)
     assert any(m["time"][:10] < m["arrival"][:10] for m in messages)  # earlier hours arrive late
+    newest: dict[str, str] = {}
+    out_of_order = 0
+    for arrival in sorted({m["arrival"] for m in messages}):
+        batch = [m for m in messages if m["arrival"] == arrival]
+        out_of_order += sum(m["time"] < newest.get(m["facility"], "") for m in batch)
+        for message in batch:
+            newest[message["facility"]] = max(newest.get(message["facility"], ""), message["time"])
+    assert out_of_order > 0
     adt_mrns = {(m["facility"], m["mrn"]) for m in messages}
     lab = catalog.feed("lab_results")
     lab_mrns = set()
