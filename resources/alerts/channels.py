@@ -41,7 +41,6 @@ class SmtpSettings:
 
     host: str
     port: int
-    sender: str
     starttls: bool = False
     user: str | None = None
     password: str | None = None
@@ -137,10 +136,10 @@ def open_smtp(settings: SmtpSettings, *, timeout: float) -> smtplib.SMTP:
         if settings.user:
             session.login(settings.user, settings.password or "")
     except smtplib.SMTPAuthenticationError:
-        session.close()
+        close_smtp(session)
         raise AlertDeliveryError(f"{label}: login refused", retryable=False) from None
     except (OSError, smtplib.SMTPException) as exc:
-        session.close()
+        close_smtp(session)
         raise AlertDeliveryError(f"{label}: {type(exc).__name__}") from None
     return session
 
@@ -156,3 +155,11 @@ def send_email(session: smtplib.SMTP, message: EmailMessage, *, label: str) -> N
         raise AlertDeliveryError(f"{label}: {type(exc).__name__}", retryable=False) from None
     except (OSError, smtplib.SMTPException) as exc:
         raise AlertDeliveryError(f"{label}: {type(exc).__name__}") from None
+
+
+def close_smtp(session: smtplib.SMTP) -> None:
+    """End an SMTP session; a server that already hung up gets no QUIT."""
+    try:
+        session.quit()
+    except (OSError, smtplib.SMTPException):
+        session.close()

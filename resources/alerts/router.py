@@ -25,6 +25,7 @@ from resources.alerts.channels import (
     Attempted,
     RetryPolicy,
     SmtpSettings,
+    close_smtp,
     open_smtp,
     post_json,
     send_email,
@@ -80,13 +81,9 @@ class _Job:
 
     def outcome(self, attempted: Attempted) -> Outcome:
         error = str(attempted.error) if attempted.error else None
+        d = self.delivery
         return Outcome(
-            self.delivery.team,
-            self.channel,
-            self.delivery.notice.dedup_key,
-            attempted.delivered,
-            attempted.attempts,
-            error,
+            d.team, self.channel, d.notice.dedup_key, attempted.delivered, attempted.attempts, error
         )
 
 
@@ -128,7 +125,7 @@ class AlertRouter(dg.ConfigurableResource):
         if groups:
             workers = min(self.max_workers, len(groups))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alerts") as pool:
-                for done in pool.map(lambda jobs: self._run_group(jobs, log), groups.values()):
+                for done in pool.map(lambda jobs: self._guarded(jobs, log), groups.values()):
                     outcomes += done
         for outcome in outcomes:
             if not outcome.delivered:
@@ -192,10 +189,15 @@ class AlertRouter(dg.ConfigurableResource):
         return send
 
     def _email(self, delivery: Delivery) -> EmailMessage:
-        sender = self.smtp_from or os.environ.get("LAKE_SMTP_FROM") or "lakehouse@localhost"
         return email_message(
-            delivery.notice, reason=delivery.reason, sender=sender, to=delivery.contact.email
+            delivery.notice,
+            reason=delivery.reason,
+            sender=self._sender(),
+            to=delivery.contact.email,
         )
+
+    def _sender(self) -> str:
+        return self.smtp_from or os.environ.get("LAKE_SMTP_FROM") or "lakehouse@localhost"
 
     def _pagerduty_url(self) -> str:
         return self.pagerduty_url or os.environ.get("LAKE_PAGERDUTY_URL") or PAGERDUTY_EVENTS_URL
@@ -208,15 +210,29 @@ class AlertRouter(dg.ConfigurableResource):
         host = self.smtp_host or os.environ.get("LAKE_SMTP_HOST")
         if not host:
             raise AlertDeliveryError("email: no SMTP server; set LAKE_SMTP_HOST", retryable=False)
-        port = self.smtp_port or int(os.environ.get("LAKE_SMTP_PORT") or 25)
-        sender = self.smtp_from or os.environ.get("LAKE_SMTP_FROM") or "lakehouse@localhost"
+        raw_port = os.environ.get("LAKE_SMTP_PORT") or "25"
+        if self.smtp_port is None and not raw_port.isdigit():
+            raise AlertDeliveryError(
+                f"email: LAKE_SMTP_PORT={raw_port!r} is not a port number", retryable=False
+            )
+        port = self.smtp_port or int(raw_port)
         password = None
         if self.smtp_password_secret:
             try:
                 password = get_secret(self.smtp_password_secret)
             except SecretNotFoundError as exc:
                 raise AlertDeliveryError(f"email: {exc}", retryable=False) from None
-        return SmtpSettings(host, port, sender, self.smtp_starttls, self.smtp_user, password)
+        return SmtpSettings(host, port, self.smtp_starttls, self.smtp_user, password)
+
+    def _guarded(self, jobs: list[_Job], log: logging.Logger) -> list[Outcome]:
+        """Run one server's jobs; a bug in one channel is logged with its traceback and fails
+        that server's messages, so the other channels and the sensor still go on."""
+        try:
+            return self._run_group(jobs, log)
+        except Exception as exc:
+            log.error(f"{jobs[0].label}: delivery broke ({type(exc).__name__})", exc_info=True)
+            error = AlertDeliveryError(f"{jobs[0].label}: {type(exc).__name__}", retryable=False)
+            return [job.outcome(Attempted(0, error)) for job in jobs]
 
     def _run_group(self, jobs: list[_Job], log: logging.Logger) -> list[Outcome]:
         """Run one server's jobs in order; a server that failed every attempt is not tried again."""
@@ -262,7 +278,7 @@ def _smtp_link(settings: SmtpSettings, *, timeout: float) -> Iterator[Callable[[
             job.send(session)
         except AlertDeliveryError as exc:
             if exc.retryable:
-                _close(session)
+                close_smtp(session)
                 session = None
             raise
 
@@ -270,7 +286,7 @@ def _smtp_link(settings: SmtpSettings, *, timeout: float) -> Iterator[Callable[[
         yield send
     finally:
         if session is not None:
-            _close(session)
+            close_smtp(session)
 
 
 def _retry_logger(
@@ -280,11 +296,3 @@ def _retry_logger(
         log.info(f"{label}: attempt {attempt}/{attempts} failed ({error}); retrying")
 
     return on_retry
-
-
-def _close(session: smtplib.SMTP) -> None:
-    """End an SMTP session; a server that already hung up needs no QUIT."""
-    try:
-        session.quit()
-    except (OSError, smtplib.SMTPException):
-        session.close()
