@@ -83,7 +83,7 @@ class Audience:
             found.setdefault(team, "your team subscribes to this asset")
         for child in self.downstream(key):
             for team in self.nodes[child].subscribers:
-                found.setdefault(team, f"your team subscribes to {child}, which reads from it")
+                found.setdefault(team, f"your team subscribes to {child}, which is built from it")
         return [Recipient(team, why) for team, why in found.items() if team in self.teams]
 
 

@@ -206,7 +206,7 @@ def test_failed_check_reaches_owners_and_downstream_subscribers_once_then_recove
     [quality] = smtp_server.to("quality@example.org")
     assert "your team subscribes to this asset" in quality.get_content()
     [analytics] = smtp_server.to("analytics@example.org")
-    assert "subscribes to gold/daily_census, which reads from it" in analytics.get_content()
+    assert "subscribes to gold/daily_census, which is built from it" in analytics.get_content()
     assert http_server.bodies("/bed-management") == []  # owns gold, does not subscribe
     [page] = http_server.bodies("/pagerduty")
     assert (page["routing_key"], page["event_action"]) == ("lab-routing-key", "trigger")
