@@ -9,16 +9,18 @@ import dagster as dg
 
 from lake_assets.catalog.loader import Catalog, load_catalog
 from lake_assets.catalog.models import Feed
+from lake_assets.factory.alerts import build_alert_sensor
 from lake_assets.factory.bronze import build_bronze_assets, manifest_of
 from lake_assets.factory.sensors import build_feed_sensor
 from lake_assets.settings import metadata_root
+from resources.alerts import AlertRouter
 from resources.delta import DeltaLake
 from resources.landing import LandedArchive
 from resources.spark import SparkResource
 
 
 def build_definitions(catalog: Catalog) -> dg.Definitions:
-    """Bronze assets and an arrival sensor per feed, with the shared lake resource."""
+    """Bronze assets, an arrival sensor per feed, the alert router, and the shared resources."""
     lake = DeltaLake(spark=SparkResource())
     bronze = {
         feed.name: build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name))
@@ -29,8 +31,12 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
         dates = {a.arrival_date for a in archives}
         return manifest_of(lake).known(feed.name, dates, [a.path for a in archives])
 
+    assets = list(bronze.values())
     sensors = [build_feed_sensor(feed, bronze[feed.name], known) for feed in catalog.feeds]
-    return dg.Definitions(assets=list(bronze.values()), sensors=sensors, resources={"lake": lake})
+    sensors.append(build_alert_sensor(catalog, assets))
+    return dg.Definitions(
+        assets=assets, sensors=sensors, resources={"lake": lake, "alerts": AlertRouter()}
+    )
 
 
 defs = build_definitions(load_catalog(metadata_root()))
