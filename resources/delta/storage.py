@@ -77,7 +77,8 @@ def storage_options(
     if not is_s3(uri):
         return {}
     if config is not None:
-        options = {k: v for k, v in config.str_dict().items() if k != "provider"}
+        options = {k: str(v).lower() if isinstance(v, bool) else str(v)
+                   for k, v in config.model_dump().items() if v is not None and k != "provider"}
     else:
         env = os.environ if environ is None else environ
         options = {opt: env[var] for var, opt in _ENV_TO_OPTION.items() if env.get(var)}
