@@ -23,7 +23,7 @@ from pyspark.sql import Column, DataFrame
 
 from resources.delta import maintenance, tables
 from resources.delta.changes import Scd2
-from resources.delta.merge import MergeResult, merge_into
+from resources.delta.merge import SMALL_TABLE_BYTES, MergeResult, merge_into
 from resources.delta.predicate import PredicateSpec
 from resources.delta.snapshot import open_table, table_exists
 from resources.delta.storage import lake_root, storage_options, table_uri
@@ -89,11 +89,13 @@ class DeltaLake(ConfigurableResource):
         drop_columns: Sequence[str] = (),
         partition_by: Sequence[str] | None = None,
         evolve_schema: bool = False,
+        rewrite_below_bytes: int = SMALL_TABLE_BYTES,
     ) -> MergeResult:
         """Upsert `source` by `keys`, latest `sequence_by` winning; see `merge.merge_into`."""
         return merge_into(source, self.ref(table), keys=keys, sequence_by=sequence_by,
-                     delete_when=delete_when, scd2=scd2, drop_columns=drop_columns,
-                     partition_by=partition_by, evolve_schema=evolve_schema)
+                          delete_when=delete_when, scd2=scd2, drop_columns=drop_columns,
+                          partition_by=partition_by, evolve_schema=evolve_schema,
+                          rewrite_below_bytes=rewrite_below_bytes)
 
     def exists(self, table: TableName) -> bool:
         """Whether `table` is a Delta table yet."""

@@ -1,0 +1,1 @@
+"""Benchmarks: throughput, latency, memory and storage, each runnable with python -m."""

@@ -1,0 +1,193 @@
+"""Delta storage benchmark: our Spark + delta-rs layer against the plain alternatives.
+
+    python -m benchmarks.delta_storage [--rows 2000000] [--merge-rows 100000]
+
+Measured in one run on the same data (15 columns): our distributed write against
+`deltalake.write_deltalake` of the same Arrow table on the driver; our read against
+`spark.read.parquet` of the same files; a merge of upserts (half updates, half inserts) by our
+Spark copy-on-write against delta-rs's own merge on the driver. Peak RSS is the high-water mark
+of the Python driver and of the driver JVM (which also runs the tasks in local mode), reset
+before each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from resources.delta import DeltaLake
+from resources.spark import build_session
+
+
+@dataclass(frozen=True)
+class Step:
+    """One timed step: seconds and the peak RSS (MiB) of the driver and of its JVM."""
+
+    name: str
+    seconds: float
+    driver_mib: float
+    jvm_mib: float
+
+
+class Memory:
+    """Peak resident memory of this process and the driver JVM, reset per step (Linux)."""
+
+    def __init__(self, jvm_pid: int) -> None:
+        self.pids = {"driver": "self", "jvm": str(jvm_pid)}
+
+    def reset(self) -> None:
+        for pid in self.pids.values():
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM
+
+    def peaks(self) -> tuple[float, float]:
+        return tuple(self._hwm(pid) for pid in self.pids.values())  # type: ignore[return-value]
+
+    @staticmethod
+    def _hwm(pid: str) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def measure(memory: Memory, name: str, work: Callable[[], object]) -> Step:
+    """Run `work` once and time it, with the peak RSS it caused."""
+    memory.reset()
+    start = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - start
+    driver, jvm = memory.peaks()
+    return Step(name, seconds, driver, jvm)
+
+
+def source_rows(spark: SparkSession, *, start: int, count: int, seq: int) -> DataFrame:
+    """`count` rows of 15 columns with ids from `start`: facility, dates, numbers, text."""
+    ids = spark.range(start, start + count, numPartitions=4)
+    return ids.select(
+        F.col("id"),
+        F.lit(seq).cast("long").alias("seq"),
+        F.format_string("F%04d", F.col("id") % 8000).alias("facility"),
+        F.date_add(F.lit("2024-01-01").cast("date"), (F.col("id") % 365).cast("int")).alias(
+            "day"),
+        F.timestamp_seconds(1_700_000_000 + F.col("id")).alias("seen_at"),
+        (F.col("id") % 97).cast("int").alias("ward"),
+        *[(F.rand(i) * 1000).alias(f"measure_{i}") for i in range(5)],
+        F.sha2(F.col("id").cast("string"), 256).substr(1, 16).alias("patient_key"),
+        F.concat(F.lit("code-"), (F.col("id") % 1000).cast("string")).alias("code"),
+        F.when(F.col("id") % 7 == 0, None).otherwise(F.lit("note")).alias("note"),
+        F.md5(F.col("id").cast("string")).alias("checksum"),
+    )
+
+
+def upserts(spark: SparkSession, *, rows: int, count: int) -> DataFrame:
+    """`count` upserts: half update existing ids (newer seq), half insert new ids."""
+    step = max(1, rows // (count // 2))
+    updates = source_rows(spark, start=0, count=rows, seq=2).filter(F.col("id") % step == 0)
+    inserts = source_rows(spark, start=rows, count=count - count // 2, seq=1)
+    return updates.limit(count // 2).unionByName(inserts)
+
+
+def run(spark: SparkSession, work: Path, *, rows: int, merge_rows: int) -> list[Step]:
+    """Every step of the benchmark, in order."""
+    memory = Memory(spark._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
+    source_rows(spark, start=0, count=rows, seq=1).write.parquet(str(work / "staged"))
+    upserts(spark, rows=rows, count=merge_rows).write.parquet(str(work / "upserts"))
+    lake = DeltaLake(root=str(work / "lake"))
+    _warm_up(spark, lake)
+    ours, theirs = lake.ref("bench/ours"), str(work / "lake" / "bench" / "delta_rs")
+    staged = spark.read.parquet(str(work / "staged"))
+    steps = [measure(memory, "write: ours (Spark executors + delta-rs commit)",
+                     lambda: lake.write(staged, table="bench/ours"))]
+    arrow: list = []
+    steps.append(measure(memory, "write: load Arrow table onto the driver",
+                         lambda: arrow.append(pq.read_table(work / "staged"))))
+    steps.append(measure(memory, "write: deltalake.write_deltalake on the driver",
+                         lambda: write_deltalake(theirs, arrow[0])))
+    arrow.clear()
+    steps.append(measure(memory, "write: reference, Spark plain Parquet",
+                         lambda: staged.write.parquet(str(work / "plain"))))
+    files = DeltaTable(ours.uri).file_uris()
+    steps.append(measure(memory, "read: ours (delta_rs data source, all columns)",
+                         lambda: _consume(lake.read("bench/ours"))))
+    steps.append(measure(memory, "read: spark.read.parquet of the same files",
+                         lambda: _consume(spark.read.parquet(*files))))
+    changes = spark.read.parquet(str(work / "upserts"))
+    steps.append(measure(memory, f"merge {merge_rows:,} upserts: ours (Spark copy-on-write)",
+                         lambda: lake.merge(changes, table="bench/ours", keys=["id"],
+                                            sequence_by="seq")))
+    steps.append(measure(memory, f"merge {merge_rows:,} upserts: delta-rs merge on the driver",
+                         lambda: _delta_rs_merge(theirs, work / "upserts")))
+    _check_same(lake, theirs)
+    return steps
+
+
+def _warm_up(spark: SparkSession, lake: DeltaLake) -> None:
+    """Start Python workers and load modules once, so steps measure steady-state work."""
+    tiny = source_rows(spark, start=0, count=1000, seq=1)
+    lake.write(tiny, table="bench/warm_up")
+    _consume(lake.read("bench/warm_up"))
+    lake.merge(tiny, table="bench/warm_up", keys=["id"], sequence_by="seq",
+               rewrite_below_bytes=0)
+
+
+def _consume(df: DataFrame) -> None:
+    df.write.format("noop").mode("overwrite").save()
+
+
+def _delta_rs_merge(uri: str, source: Path) -> None:
+    table = DeltaTable(uri)
+    (table.merge(pq.read_table(source), predicate="t.id = s.id", source_alias="s",
+                 target_alias="t")
+     .when_matched_update_all(predicate="s.seq > t.seq")
+     .when_not_matched_insert_all()
+     .execute())
+
+
+def _check_same(lake: DeltaLake, theirs: str) -> None:
+    ours = lake.read("bench/ours").agg(F.count("*"), F.sum("seq")).first()
+    other = DeltaTable(theirs).to_pyarrow_dataset().to_table(columns=["seq"])
+    if (ours[0], ours[1]) != (other.num_rows, sum(other.column("seq").to_pylist())):
+        raise AssertionError("the two merged tables differ")
+
+
+def render(steps: list[Step], *, rows: int) -> str:
+    """The steps as a fixed-width table."""
+    width = max(len(s.name) for s in steps)
+    lines = [f"{rows:,} rows x 15 columns",
+             f"{'step':<{width}}  {'seconds':>8}  {'driver MiB':>10}  {'JVM MiB':>8}"]
+    lines += [f"{s.name:<{width}}  {s.seconds:>8.2f}  {s.driver_mib:>10.0f}  {s.jvm_mib:>8.0f}"
+              for s in steps]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--merge-rows", type=int, default=100_000)
+    parser.add_argument("--master", default="local[*]")
+    parser.add_argument("--driver-memory", default="2g")
+    args = parser.parse_args(argv)
+    spark = build_session(master=args.master, app_name="delta-storage-benchmark",
+                          ui_enabled=False, conf={"spark.driver.memory": args.driver_memory,
+                                                  "spark.sql.shuffle.partitions": "4"})
+    work = Path(tempfile.mkdtemp(prefix="delta-bench-"))
+    try:
+        steps = run(spark, work, rows=args.rows, merge_rows=args.merge_rows)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        spark.stop()
+    print(render(steps, rows=args.rows))
+
+
+if __name__ == "__main__":
+    main()
