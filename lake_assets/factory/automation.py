@@ -1,0 +1,28 @@
+"""Declarative automation: silver and gold update themselves when what they read updates."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+SENSOR_NAME = "lake_automation"
+INTERVAL_SECONDS = 30
+
+# `eager()` without its latest-time-window and missing-dependency clauses: a day's late
+# arrivals must still reach silver, and a [date, facility] feed always has facilities that
+# sent nothing that day (their bronze partitions stay missing).
+DEPENDENTS = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("any dependency updated")
+
+
+def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """The sensor evaluating silver and gold automation conditions, on by default."""
+    return dg.AutomationConditionSensorDefinition(
+        SENSOR_NAME,
+        target=dg.AssetSelection.groups("silver", "gold"),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=INTERVAL_SECONDS,
+        description="Requests silver and gold runs for partitions whose inputs updated.",
+    )

@@ -1,0 +1,242 @@
+"""Silver assets: one per table name, merging a day of bronze arrivals into `silver/<table>`.
+
+A partition is an arrival date. Its run reads that day's rows from the bronze table of every
+feed declaring the table, prepares them (`ingest.cdc`: typed, masked, one row per key) and
+merges them by the table's CDC mode. Merges keep the newer record whatever the order days run
+in, so materializing a partition again leaves the table as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import reduce
+
+import dagster as dg
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.models import Feed, Table
+from lake_assets.errors import MetadataError, MetadataProblem
+from lake_assets.factory.automation import DEPENDENTS
+from lake_assets.factory.partitions import DAILY
+from lake_assets.factory.specs import freshness_policy, owner_tags
+from lake_assets.ingest.cdc import (
+    ARRIVAL,
+    DELETED,
+    LINEAGE,
+    SCD2_COLUMNS,
+    SEQUENCE,
+    delete_keys,
+    drop_deleted,
+    merge_keys,
+    merge_sequence,
+    prepare,
+    tombstones,
+    with_deletes,
+)
+from lake_assets.ingest.mask import HMAC_SECRET, masked_type
+from resources.delta import DeltaLake, Scd2
+from resources.secrets import get_secret
+
+
+@dataclass(frozen=True)
+class SilverSource:
+    """A silver table and the feeds whose bronze tables fill it."""
+
+    table: Table
+    feeds: tuple[Feed, ...]
+    files: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The table name, shared by every feed declaring it."""
+        return self.table.name
+
+
+def silver_key(name: str) -> dg.AssetKey:
+    """`silver/<table>`."""
+    return dg.AssetKey(["silver", name])
+
+
+def deletes_table(name: str) -> str:
+    """Where the delete events of `silver/<name>` are kept, to outlast late records."""
+    return f"_lake/deletes/{name}"
+
+
+def silver_sources(catalog: Catalog) -> list[SilverSource]:
+    """One source per table name, in catalog order; raises MetadataError for tables whose keys,
+    sequence or deletes cannot be merged once masked."""
+    grouped: dict[str, list[tuple[Feed, Table]]] = {}
+    for feed in catalog.feeds:
+        for table in feed.tables:
+            grouped.setdefault(table.name, []).append((feed, table))
+    sources = [
+        SilverSource(pairs[0][1], tuple(f for f, _ in pairs),
+                     tuple(catalog.file_of("feed", f.name) for f, _ in pairs))
+        for pairs in grouped.values()
+    ]
+    problems = [p for s in sources for p in _problems(s)]
+    if problems:
+        raise MetadataError(problems)
+    return sources
+
+
+def _problems(source: SilverSource) -> list[MetadataProblem]:
+    table, file = source.table, source.files[0]
+    where = f"tables[{table.name}]"
+    problems = []
+    if table.cdc != "append" and not table.sequence_by:
+        problems.append(MetadataProblem(file, f"{where}.sequence_by",
+                                        f"cdc {table.cdc} needs sequence_by to order records"))
+    if table.cdc == "append" and table.deletes is not None:
+        problems.append(MetadataProblem(file, f"{where}.deletes",
+                                        "deletes need cdc scd1 or scd2; append keeps every row"))
+    for column in table.columns:
+        role = _merge_role(table, column.name)
+        allowed = (None, "hash") if role == "key" else (None,)
+        if role is not None and column.phi not in allowed:
+            problems.append(MetadataProblem(
+                file, f"{where}.columns[{column.name}].phi",
+                f"{column.name!r} is used for merging ({role}); phi {column.phi} would merge "
+                "different records together; only keys may be tagged, and only with hash"))
+    return problems
+
+
+def _merge_role(table: Table, column: str) -> str | None:
+    if column in table.keys:
+        return "key"
+    deletes = table.deletes.column if table.deletes else None
+    return "ordering" if column in (table.sequence_by, deletes) else None
+
+
+def build_silver_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
+    """A daily-partitioned silver asset per table name, fed by its bronze assets."""
+    return [_build(source) for source in silver_sources(catalog)]
+
+
+def _build(source: SilverSource) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=silver_key(source.name),
+        deps=[dg.AssetDep(["bronze", f.name, source.name], partition_mapping=_mapping(f))
+              for f in source.feeds],
+        partitions_def=DAILY,
+        group_name="silver",
+        description=_description(source),
+        owners=owner_tags(tuple(dict.fromkeys(t for f in source.feeds for t in f.owners))),
+        kinds={"spark", "delta"},
+        code_version=_fingerprint(source),
+        automation_condition=DEPENDENTS,
+        freshness_policy=freshness_policy(max(
+            (f.freshness for f in source.feeds), key=lambda x: x.fail_after)),
+        pool=f"silver_{source.name}",
+        tags={"lake/layer": "silver", "lake/table": source.name},
+        metadata={
+            "dagster/column_schema": silver_schema_metadata(source.table),
+            "dagster/table_name": f"silver.{source.name}",
+            "lake/metadata_file": ", ".join(source.files),
+            "lake/keys": ", ".join(merge_keys(source.table)),
+            "lake/cdc": source.table.cdc,
+        },
+    )
+    def _silver(context: dg.AssetExecutionContext, lake: DeltaLake) -> dg.MaterializeResult:
+        found = update_silver(lake, source, date=context.partition_key)
+        context.log.info(f"silver.{source.name} from arrivals of {context.partition_key}: "
+                         f"{found}")
+        return dg.MaterializeResult(metadata=found)
+
+    return _silver
+
+
+def update_silver(lake: DeltaLake, source: SilverSource, *, date: str) -> dict[str, object]:
+    """Merge the bronze rows that arrived on `date` into `silver/<table>`.
+
+    Returns materialization metadata: rows read, changes, deletes, and the merge's version and
+    files. Raises SecretNotFoundError without the HMAC key, DeltaStorageError from storage.
+    """
+    bronze = _arrivals(lake, source, date=date)
+    if bronze is None:
+        return {"rows_read": 0, "note": "no bronze table holds this table yet"}
+    table = source.table
+    changes = prepare(bronze, table, key=get_secret(HMAC_SECRET), reference_year=int(date[:4]))
+    changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = changes.agg(F.count(F.lit(1)), F.sum(F.col(DELETED).cast("int"))).first()
+        rows, deletes = (counts[0], counts[1] or 0) if counts else (0, 0)
+        found: dict[str, object] = {"changes": rows, "deletes": deletes}
+        if rows == 0:
+            return found
+        if table.deletes is not None:
+            changes = _keep_deletes(lake, changes, table, new_deletes=deletes > 0)
+        result = lake.merge(
+            changes, table=silver_key(table.name), keys=merge_keys(table),
+            sequence_by=merge_sequence(table), delete_when=F.col(DELETED),
+            drop_columns=[DELETED], scd2=Scd2() if table.cdc == "scd2" else None,
+        )
+        return found | result.as_metadata()
+    finally:
+        changes.unpersist()
+
+
+def _arrivals(lake: DeltaLake, source: SilverSource, *, date: str) -> DataFrame | None:
+    """The rows that arrived on `date` in every existing bronze table of the source."""
+    day = F.lit(date).cast("date")
+    frames = [
+        lake.read(path).where(F.col(ARRIVAL) == day)
+        for path in (["bronze", f.name, source.name] for f in source.feeds)
+        if lake.exists(path)
+    ]
+    if not frames:
+        return None
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+def _keep_deletes(lake: DeltaLake, changes: DataFrame, table: Table, *,
+                  new_deletes: bool) -> DataFrame:
+    """Store this batch's delete events, then apply every stored one to `changes`."""
+    path = deletes_table(table.name)
+    if new_deletes:
+        keys = delete_keys(table)
+        lake.merge(tombstones(changes, table), table=path, keys=keys, sequence_by=keys[-1])
+    if not lake.exists(path):
+        return changes
+    stored = lake.read(path)
+    if table.cdc == "scd2":
+        return with_deletes(changes, stored, table)
+    return drop_deleted(changes, stored, table)
+
+
+def _mapping(feed: Feed) -> dg.PartitionMapping | None:
+    if feed.partitions == ("date", "facility"):
+        return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date")
+    return None
+
+
+def silver_schema_metadata(table: Table) -> dg.TableSchema:
+    """Declared columns with their masked types and PHI tags, lineage, then merge columns."""
+    columns = [
+        dg.TableColumn(c.name, masked_type(c), c.description or None,
+                       tags={"phi": c.phi} if c.phi else None)
+        for c in table.columns
+    ]
+    columns += [dg.TableColumn(name, kind.simpleString()) for name, kind in LINEAGE]
+    if table.cdc == "scd1":
+        columns.append(dg.TableColumn(SEQUENCE, "struct", "ordering of the current record"))
+    if table.cdc == "scd2":
+        columns += [dg.TableColumn(name, "history") for name in SCD2_COLUMNS]
+    return dg.TableSchema(columns=columns)
+
+
+def _description(source: SilverSource) -> str:
+    feeds = ", ".join(f"`{f.name}`" for f in source.feeds)
+    mode = {"append": "appended once per key", "scd1": "current state per key (SCD1)",
+            "scd2": "full history per key (SCD2)"}[source.table.cdc]
+    return (f"{source.table.description.strip()}\n\nTyped, PHI-masked `{source.name}` from "
+            f"feeds {feeds}: {mode}.")
+
+
+def _fingerprint(source: SilverSource) -> str:
+    parts = [source.table.model_dump_json(), *(f.name for f in source.feeds)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
