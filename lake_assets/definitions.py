@@ -10,8 +10,11 @@ import dagster as dg
 from lake_assets.catalog.loader import Catalog, load_catalog
 from lake_assets.catalog.models import Feed
 from lake_assets.factory.alerts import build_alert_sensor
+from lake_assets.factory.automation import build_automation_sensor
 from lake_assets.factory.bronze import build_bronze_assets, manifest_of
+from lake_assets.factory.gold import build_gold_assets
 from lake_assets.factory.sensors import build_feed_sensor
+from lake_assets.factory.silver import build_silver_assets
 from lake_assets.settings import metadata_root
 from resources.alerts import AlertRouter
 from resources.delta import DeltaLake
@@ -20,7 +23,8 @@ from resources.spark import SparkResource
 
 
 def build_definitions(catalog: Catalog) -> dg.Definitions:
-    """Bronze assets, an arrival sensor per feed, the alert router, and the shared resources."""
+    """Bronze, silver and gold assets; an arrival sensor per feed, the automation sensor that
+    updates silver and gold when their inputs land, the alert router, and shared resources."""
     lake = DeltaLake(spark=SparkResource())
     bronze = {
         feed.name: build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name))
@@ -31,9 +35,9 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
         dates = {a.arrival_date for a in archives}
         return manifest_of(lake).known(feed.name, dates, [a.path for a in archives])
 
-    assets = list(bronze.values())
+    assets = [*bronze.values(), *build_silver_assets(catalog), *build_gold_assets(catalog)]
     sensors = [build_feed_sensor(feed, bronze[feed.name], known) for feed in catalog.feeds]
-    sensors.append(build_alert_sensor(catalog, assets))
+    sensors += [build_automation_sensor(), build_alert_sensor(catalog, assets)]
     return dg.Definitions(
         assets=assets, sensors=sensors, resources={"lake": lake, "alerts": AlertRouter()}
     )

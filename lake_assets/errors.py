@@ -123,3 +123,12 @@ class AlertDeliveryError(LakehouseError):
 
 class AlertCursorError(LakehouseError):
     """The alert sensor cursor is unreadable; reset the cursor of sensor lake_alerts in the UI."""
+
+
+class LakeQueryError(LakehouseError):
+    """SQL over the lake names an unknown table or does not parse; lists the known tables."""
+
+
+class ProjectionError(LakehouseError):
+    """A projection cannot be computed: an input table is missing or its SQL lacks the
+    partition column; names the projection and its SQL file."""

@@ -1,0 +1,125 @@
+"""Gold assets: one per projection, Spark SQL over silver and gold tables declared in metadata.
+
+Dependencies come from the tables the SQL reads (`catalog.lineage`). A daily projection's
+partition recomputes its day and the `lookback_days` before it and replaces just those days,
+since a day's arrivals can hold events of earlier days; other projections are rewritten whole.
+"""
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import dagster as dg
+from pyspark.sql import functions as F
+
+from lake_assets.catalog.lineage import parse_query, projection_inputs, rewrite
+from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.models import Projection
+from lake_assets.errors import ProjectionError
+from lake_assets.factory.automation import DEPENDENTS
+from lake_assets.factory.partitions import DAILY
+from lake_assets.factory.specs import freshness_policy, owner_tags
+from lake_assets.views import register_views
+from resources.delta import DeltaLake
+
+
+@dataclass(frozen=True)
+class GoldSpec:
+    """A projection with its files, the tables its SQL reads and the SQL Spark runs."""
+
+    projection: Projection
+    file: str
+    sql_file: str
+    sql: str
+    spark_sql: str
+    inputs: tuple[str, ...]
+
+    @property
+    def key(self) -> dg.AssetKey:
+        """`gold/<projection>`."""
+        return dg.AssetKey(["gold", self.projection.name])
+
+
+def gold_specs(catalog: Catalog) -> list[GoldSpec]:
+    """A spec per projection; raises MetadataError naming the SQL file for SQL that does not
+    parse or reads a table the catalog does not hold."""
+    inputs = projection_inputs(catalog)
+    specs = []
+    for projection in catalog.projections:
+        path = catalog.sql_path(projection)
+        sql_file = path.relative_to(catalog.root).as_posix()
+        sql = path.read_text(encoding="utf-8")
+        specs.append(GoldSpec(
+            projection=projection, file=catalog.file_of("projection", projection.name),
+            sql_file=sql_file, sql=sql, spark_sql=rewrite(parse_query(sql, file=sql_file)),
+            inputs=inputs[projection.name],
+        ))
+    return specs
+
+
+def build_gold_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
+    """A gold asset per projection, depending on the silver and gold tables its SQL reads."""
+    return [_build(spec, catalog) for spec in gold_specs(catalog)]
+
+
+def _build(spec: GoldSpec, catalog: Catalog) -> dg.AssetsDefinition:
+    projection = spec.projection
+
+    @dg.asset(
+        key=spec.key,
+        deps=[dg.AssetKey(name.split(".", 1)) for name in spec.inputs],
+        partitions_def=DAILY if projection.partitions else None,
+        group_name="gold",
+        description=projection.description.strip() or None,
+        owners=owner_tags(projection.owners),
+        kinds={"spark", "delta"},
+        code_version=hashlib.sha256(
+            (projection.model_dump_json() + spec.sql).encode()).hexdigest()[:16],
+        automation_condition=DEPENDENTS,
+        freshness_policy=freshness_policy(projection.freshness),
+        pool=f"gold_{projection.name}",
+        tags={"lake/layer": "gold", "lake/projection": projection.name},
+        metadata={
+            "dagster/table_name": f"gold.{projection.name}",
+            "lake/metadata_file": spec.file,
+            "lake/sql_file": spec.sql_file,
+            "lake/sql": dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
+        },
+    )
+    def _gold(context: dg.AssetExecutionContext, lake: DeltaLake) -> dg.MaterializeResult:
+        day = context.partition_key if projection.partitions else None
+        found = refresh_projection(lake, catalog, spec, day=day)
+        context.log.info(f"gold.{projection.name} for {day or 'all days'}: {found}")
+        return dg.MaterializeResult(metadata=found)
+
+    return _gold
+
+
+def refresh_projection(
+    lake: DeltaLake, catalog: Catalog, spec: GoldSpec, *, day: str | None
+) -> dict[str, object]:
+    """Recompute `gold/<projection>`: for a daily projection the days from `day` minus
+    `lookback_days` to `day`, replacing only those; otherwise the whole table.
+
+    Returns materialization metadata. Raises ProjectionError if the SQL lacks the partition
+    column or reads a gold table not written yet.
+    """
+    projection = spec.projection
+    register_views(lake, catalog, spec.inputs)
+    frame = lake.spark.session.sql(spec.spark_sql)
+    if day is None:
+        return lake.write(frame, table=spec.key, mode="overwrite").as_metadata()
+    column = projection.partition_column or ""
+    if column not in frame.columns:
+        raise ProjectionError(
+            f"projection {projection.name}: {spec.sql_file} returns no column {column!r} "
+            f"(partition_column in {spec.file}); it returns {', '.join(frame.columns)}"
+        )
+    last = dt.date.fromisoformat(day)
+    first = last - dt.timedelta(days=projection.lookback_days)
+    days = frame.where(F.col(column).between(F.lit(first), F.lit(last)))
+    result = lake.write(
+        days, table=spec.key, mode="overwrite", partition_by=[column],
+        replace_where=[(column, ">=", first), (column, "<=", last)],
+    )
+    return result.as_metadata() | {"days": f"{first.isoformat()}..{last.isoformat()}"}

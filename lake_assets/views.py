@@ -1,0 +1,96 @@
+"""Lake tables by SQL name as Spark temporary views, and Spark SQL over them.
+
+`silver.visits` is read through the view `silver__visits` (see `catalog.lineage`), pinned to a
+version or a time when asked. A silver table not written yet reads as empty, with its schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from pyspark.sql import DataFrame
+
+from lake_assets.catalog.lineage import (
+    lake_tables,
+    parse_query,
+    rewrite,
+    sql_name,
+    table_references,
+    view_name,
+)
+from lake_assets.catalog.loader import Catalog
+from lake_assets.errors import LakeQueryError, MetadataError, ProjectionError
+from lake_assets.ingest.cdc import silver_schema
+from resources.delta import DeltaLake
+
+QUERY_FILE = "<query>"
+
+
+def read_lake_table(
+    lake: DeltaLake,
+    catalog: Catalog,
+    name: str,
+    *,
+    version: int | None = None,
+    as_of: dt.datetime | str | None = None,
+) -> DataFrame:
+    """Lake table `name` (`silver.visits` or `silver/visits`) as a DataFrame.
+
+    Raises LakeQueryError for a name the catalog does not know, ProjectionError for a bronze or
+    gold table not written yet, DeltaStorageError for a version or time outside its history.
+    """
+    tables = lake_tables(catalog)
+    wanted = sql_name(name)
+    path = tables.get(wanted)
+    if path is None:
+        raise LakeQueryError(f"unknown lake table {name!r}; known: {', '.join(sorted(tables))}")
+    if lake.exists(path) or version is not None or as_of is not None:
+        return lake.read(path, version=version, as_of=as_of)
+    layer, _, table = wanted.partition(".")
+    if layer != "silver":
+        raise ProjectionError(f"lake table {wanted} has not been written yet ({path})")
+    declared = next(t for f in catalog.feeds for t in f.tables if t.name == table)
+    return lake.spark.session.createDataFrame([], silver_schema(declared))
+
+
+def register_views(
+    lake: DeltaLake,
+    catalog: Catalog,
+    names: Iterable[str],
+    *,
+    version: int | None = None,
+    as_of: dt.datetime | str | None = None,
+) -> None:
+    """Register each lake table of `names` (SQL names) as its temporary view."""
+    for name in names:
+        frame = read_lake_table(lake, catalog, name, version=version, as_of=as_of)
+        frame.createOrReplaceTempView(view_name(name))
+
+
+def run_sql(
+    lake: DeltaLake,
+    catalog: Catalog,
+    sql: str,
+    *,
+    version: int | None = None,
+    as_of: dt.datetime | str | None = None,
+) -> DataFrame:
+    """The result of Spark SQL `sql` over lake tables named `bronze.<feed>__<table>`,
+    `silver.<table>` and `gold.<projection>`, each pinned to `version` or `as_of` if given.
+
+    Raises LakeQueryError if `sql` does not parse or names an unknown table.
+    """
+    try:
+        query = parse_query(sql, file=QUERY_FILE)
+    except MetadataError as exc:
+        raise LakeQueryError("; ".join(str(p) for p in exc.problems)) from exc
+    known = lake_tables(catalog)
+    refs = table_references(query)
+    unknown = [r for r in refs if r not in known]
+    if unknown:
+        raise LakeQueryError(
+            f"unknown table {', '.join(unknown)}; known tables: {', '.join(sorted(known))}"
+        )
+    register_views(lake, catalog, refs, version=version, as_of=as_of)
+    return lake.spark.session.sql(rewrite(query))
