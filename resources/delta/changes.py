@@ -49,12 +49,14 @@ def dedupe_latest(source: DataFrame, *, keys: Sequence[str], sequence_by: str) -
 
 def latest_rows(
     target: DataFrame, source: DataFrame, *, keys: Sequence[str], sequence_by: str,
-    schema: StructType,
+    schema: StructType, target_keys: DataFrame | None = None,
 ) -> DataFrame:
     """The rows of `target` after applying `source`: newest per key wins, deletes remove.
 
     A source row replaces a target row only when its sequence is strictly greater, so replays
-    and late records never overwrite newer data. `schema` is the output schema.
+    and late records never overwrite newer data. `schema` is the output schema. Target rows are
+    joined with the source without being shuffled (Spark broadcasts a small source), and new
+    keys are found against `target_keys` (the key columns of `target`, possibly a cheaper scan).
     """
     columns = [f.name for f in schema.fields]
     latest = dedupe_latest(source, keys=keys, sequence_by=sequence_by)
@@ -64,13 +66,17 @@ def latest_rows(
                       F.struct(*[_as(latest, f) for f in schema.fields]).alias(_S),
                       F.col(DELETE_FLAG))
     on = [F.col(f"_t_{k}").eqNullSafe(F.col(f"_s_{k}")) for k in keys]
-    joined = t.join(s, on=on, how="full_outer")
+    joined = t.join(s, on=on, how="left")
     src_seq, tgt_seq = F.col(f"{_S}.{sequence_by}"), F.col(f"{_T}.{sequence_by}")
-    newer = src_seq.isNotNull() & (tgt_seq.isNull() | (src_seq > tgt_seq))
-    take_source = F.col(_S).isNotNull() & (F.col(_T).isNull() | newer)
+    take_source = F.col(_S).isNotNull() & src_seq.isNotNull() & (
+        tgt_seq.isNull() | (src_seq > tgt_seq))
     kept = joined.filter(~(take_source & F.col(DELETE_FLAG)))
     row = F.when(take_source, F.col(_S)).otherwise(F.col(_T)).alias("_row")
-    return kept.select(row).select(*[F.col(f"_row.{c}").alias(c) for c in columns])
+    updated = kept.select(row).select(*[F.col(f"_row.{c}").alias(c) for c in columns])
+    existing = (target if target_keys is None else target_keys).select(
+        *[F.col(k).alias(f"_t_{k}") for k in keys])
+    inserts = s.join(existing, on=on, how="left_anti").filter(~F.col(DELETE_FLAG))
+    return updated.unionByName(inserts.select(*[F.col(f"{_S}.{c}").alias(c) for c in columns]))
 
 
 def history_rows(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, Schema
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import (
@@ -184,14 +185,8 @@ def _keep_outside(
 ) -> list[DataFile]:
     """Rewrite the rows of `entry` that fall outside the slice, one row group at a time."""
     read = ReadSpec(uri=spec.uri, table=spec.table, schema=schema, options=spec.options)
-    batches = (b.filter(_invert(arrow_mask(terms, b))) for b in read_files([entry], read))
+    batches = (b.filter(pc.invert(arrow_mask(terms, b))) for b in read_files([entry], read))
     return write_batches(batches, replace(spec, schema=schema, slice_terms=()))
-
-
-def _invert(mask: pa.ChunkedArray) -> pa.ChunkedArray:
-    import pyarrow.compute as pc
-
-    return pc.invert(mask)
 
 
 def _add(f: DataFile, plan: CommitPlan) -> AddAction:

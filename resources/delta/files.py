@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyspark import TaskContext
 
 from lake_assets.errors import DeltaPredicateError, DeltaSchemaError
 from resources.delta.predicate import Term, arrow_mask
@@ -251,7 +252,5 @@ def _dir_value(value: str | None) -> str:
 
 
 def _task_id() -> int:
-    from pyspark import TaskContext
-
     context = TaskContext.get()
     return context.partitionId() if context is not None else 0

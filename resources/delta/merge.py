@@ -79,15 +79,16 @@ def merge_into(
                                 else F.lit(False)).drop(*drop_columns)
     if scd2 is not None:
         flagged = flagged.drop(*[c for c in scd2.columns() if c in flagged.columns])
-    for attempt in range(1, max_attempts + 1):
+    attempt = 1
+    while True:
         try:
             return _merge_once(flagged, ref, keys=keys, sequence_by=sequence_by, scd2=scd2,
                                partition_by=partition_by, evolve=evolve_schema,
                                small=rewrite_below_bytes)
         except DeltaConflictError:
-            if attempt == max_attempts:
+            if attempt >= max_attempts:
                 raise
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def _merge_once(
@@ -110,10 +111,13 @@ def _merge_once(
     else:
         bounds = _key_bounds(source, keys)
         candidates = [e.path for e in entries if may_match(e, bounds)]
-        scan = read(spark, ref, version=version, with_file_column=True, only_files=candidates)
+        scan = read(spark, ref, version=version, with_file_column=True, only_files=candidates,
+                    columns=keys)
         touched = _touched_files(scan, source, keys) if candidates else []
     target = read(spark, ref, version=version, only_files=touched)
-    rows = _apply(target, source, keys=keys, sequence_by=sequence_by, scd2=scd2, schema=schema)
+    target_keys = read(spark, ref, version=version, only_files=touched, columns=keys)
+    rows = _apply(target, source, keys=keys, sequence_by=sequence_by, scd2=scd2, schema=schema,
+                  target_keys=target_keys)
     extra = {"removeFiles": json.dumps(touched), "readVersion": str(version),
              "operation": "MERGE"}
     done = write(rows, ref, evolve_schema=evolve, extra=extra)
@@ -121,9 +125,11 @@ def _merge_once(
 
 
 def _apply(target: DataFrame, source: DataFrame, *, keys: Sequence[str], sequence_by: str,
-           scd2: Scd2 | None, schema: StructType) -> DataFrame:
+           scd2: Scd2 | None, schema: StructType,
+           target_keys: DataFrame | None = None) -> DataFrame:
     if scd2 is None:
-        return latest_rows(target, source, keys=keys, sequence_by=sequence_by, schema=schema)
+        return latest_rows(target, source, keys=keys, sequence_by=sequence_by, schema=schema,
+                           target_keys=target_keys)
     return history_rows(target, source, keys=keys, sequence_by=sequence_by, scd2=scd2,
                         schema=schema)
 

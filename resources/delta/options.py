@@ -12,6 +12,7 @@
 | `txnAppId` / `txnVersion` | app transaction: skip the write if this version was committed |
 | `removeFiles` / `readVersion` | JSON list of files this commit replaces, read at that version |
 | `onlyFiles` / `includeFileColumn` | read only these files / add a `_lake_file` column |
+| `columns` | comma-separated columns to read (default: all) |
 | `writeId`, `operation`, `dataChange` | tags recorded in the commit |
 | `maxRowsPerFile`, `minPartitions`, `splitBytes` | file size and read parallelism |
 """
@@ -57,6 +58,7 @@ class SourceOptions:
     read_version: int | None = None
     only_files: tuple[str, ...] | None = None
     with_file_column: bool = False
+    columns: tuple[str, ...] | None = None
     write_id: str = ""
     operation: str = "WRITE"
     data_change: bool = True
@@ -88,6 +90,7 @@ class SourceOptions:
             read_version=_int(opts.get("readversion")),
             only_files=_paths(opts.get("onlyfiles")),
             with_file_column=_bool(opts.get("includefilecolumn")),
+            columns=tuple(opts["columns"].split(",")) if opts.get("columns") else None,
             write_id=opts.get("writeid") or str(uuid.uuid4()),
             operation=opts.get("operation", "WRITE"),
             data_change=_bool(opts.get("datachange", "true")),

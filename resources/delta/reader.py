@@ -29,13 +29,17 @@ class ReadSpec:
     schema: pa.Schema
     options: dict[str, str] = field(default_factory=dict)
     with_file_column: bool = False
+    columns: tuple[str, ...] | None = None
 
 
 def output_schema(spec: ReadSpec) -> pa.Schema:
-    """The schema of the batches `read_files` yields."""
-    if not spec.with_file_column:
-        return spec.schema
-    return spec.schema.append(pa.field(FILE_COLUMN, pa.string()))
+    """The schema of the batches `read_files` yields: the chosen columns, then the file column."""
+    schema = spec.schema
+    if spec.columns is not None:
+        schema = pa.schema([schema.field(c) for c in spec.columns])
+    if spec.with_file_column:
+        schema = schema.append(pa.field(FILE_COLUMN, pa.string()))
+    return schema
 
 
 def read_files(entries: Sequence[FileEntry], spec: ReadSpec) -> Iterator[pa.RecordBatch]:
@@ -46,7 +50,7 @@ def read_files(entries: Sequence[FileEntry], spec: ReadSpec) -> Iterator[pa.Reco
         with fs.open_input_file(join_path(root, entry.path)) as handle:
             parquet = pq.ParquetFile(handle)
             present = set(parquet.schema_arrow.names)
-            wanted = [f.name for f in spec.schema if f.name in present]
+            wanted = [f.name for f in schema if f.name in present]
             for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=wanted):
                 yield _complete(batch, entry, schema)
 

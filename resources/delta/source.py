@@ -11,6 +11,7 @@ filters, and read file groups in parallel. Options are listed in `options.py`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +80,8 @@ class DeltaRsDataSource(DataSource):
         delta = open_table(opts.uri, options=opts.storage, table=opts.table,
                            version=opts.version, as_of=opts.as_of)
         spec = ReadSpec(uri=opts.uri, table=opts.table, schema=arrow_schema(delta),
-                        options=opts.storage, with_file_column=opts.with_file_column)
+                        options=opts.storage, with_file_column=opts.with_file_column,
+                        columns=opts.columns)
         return spec, delta.version()
 
 
@@ -98,11 +100,8 @@ class DeltaRsReader(DataSourceReader):
     def pushFilters(self, filters: list[Filter]) -> Iterator[Filter]:
         for f in filters:
             term = _term(f)
-            if term is not None and self.spec.schema.get_field_index(term.column) >= 0:
-                try:
-                    self.terms.extend(coerce_terms([term], self.spec.schema))
-                except (TypeError, ValueError):
-                    pass  # a value we cannot compare prunes nothing; Spark still filters
+            if term is not None and _prunable(term, self.spec.schema):
+                self.terms.extend(coerce_terms([term], self.spec.schema))
             yield f  # pruning is by file, so Spark re-checks every row
 
     def partitions(self) -> Sequence[InputPartition]:
@@ -161,6 +160,32 @@ class DeltaRsWriter(DataSourceArrowWriter):
 
 def _files(messages: list[WriterCommitMessage | None]) -> list[DataFile]:
     return [f for m in messages if isinstance(m, FilesWritten) for f in m.files]
+
+
+def _prunable(term: Term, schema: pa.Schema) -> bool:
+    """Whether `term` can prune safely: a known column and a value of an unambiguous type.
+
+    A timestamp without a zone could be local time, so it never prunes a zoned column.
+    """
+    index = schema.get_field_index(term.column)
+    if index < 0:
+        return False
+    kind = schema.field(index).type
+    values = term.value if isinstance(term.value, tuple) else (term.value,)
+    if pa.types.is_timestamp(kind):
+        return all(isinstance(v, dt.datetime) and (v.tzinfo is not None) == (kind.tz is not None)
+                   for v in values if v is not None)
+    return all(_python_type_fits(v, kind) for v in values if v is not None)
+
+
+def _python_type_fits(value: Any, kind: pa.DataType) -> bool:
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if pa.types.is_string(kind):
+        return isinstance(value, str)
+    if pa.types.is_date(kind):
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    return False  # other types prune nothing
 
 
 def _term(f: Filter) -> Term | None:

@@ -156,19 +156,26 @@ def read(
     as_of: dt.datetime | str | None = None,
     with_file_column: bool = False,
     only_files: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> DataFrame:
     """The table as a DataFrame, pinned to `version`, to time `as_of`, or to the latest version.
+
+    `columns` limits what executors read from the files (the data source cannot prune columns
+    by itself); `only_files` limits the scan to those files.
 
     Raises NotADeltaTableError if `ref` is not a Delta table, DeltaStorageError if the version or
     time is outside the table's history.
     """
     delta = open_table(ref.uri, options=ref.options, table=ref.name, version=version, as_of=as_of)
     spec = ReadSpec(uri=ref.uri, table=ref.name, schema=arrow_schema(delta),
-                    with_file_column=with_file_column)
+                    with_file_column=with_file_column,
+                    columns=tuple(columns) if columns is not None else None)
     opts = ref.source_options() | {"versionAsOf": str(delta.version())}
     opts["minPartitions"] = str(_parallelism(spark))
     if with_file_column:
         opts["includeFileColumn"] = "true"
+    if columns is not None:
+        opts["columns"] = ",".join(columns)
     if only_files is not None:
         opts["onlyFiles"] = json.dumps(list(only_files))
     register(spark)
