@@ -13,6 +13,7 @@ before each step.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -31,43 +32,48 @@ from resources.spark import build_session
 
 @dataclass(frozen=True)
 class Step:
-    """One timed step: seconds and the peak RSS (MiB) of the driver and of its JVM."""
+    """One timed step: seconds, the driver's peak RSS, and how far the step raised the peak
+    RSS of the Python driver and of the driver JVM above where they stood before it (MiB)."""
 
     name: str
     seconds: float
-    driver_mib: float
-    jvm_mib: float
+    driver_peak: float
+    driver_growth: float
+    jvm_growth: float
 
 
 class Memory:
-    """Peak resident memory of this process and the driver JVM, reset per step (Linux)."""
+    """Resident memory of this process and of the driver JVM, from /proc (Linux)."""
 
     def __init__(self, jvm_pid: int) -> None:
-        self.pids = {"driver": "self", "jvm": str(jvm_pid)}
+        self.pids = ("self", str(jvm_pid))
 
-    def reset(self) -> None:
-        for pid in self.pids.values():
-            Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM
+    def reset(self) -> list[float]:
+        """Reset the peak (VmHWM) to the current RSS; returns the current RSS of each."""
+        for pid in self.pids:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return [_status(pid, "VmRSS") for pid in self.pids]
 
-    def peaks(self) -> tuple[float, float]:
-        return tuple(self._hwm(pid) for pid in self.pids.values())  # type: ignore[return-value]
+    def peaks(self) -> list[float]:
+        """The peak RSS of each since the last reset."""
+        return [_status(pid, "VmHWM") for pid in self.pids]
 
-    @staticmethod
-    def _hwm(pid: str) -> float:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+
+def _status(pid: str, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def measure(memory: Memory, name: str, work: Callable[[], object]) -> Step:
-    """Run `work` once and time it, with the peak RSS it caused."""
-    memory.reset()
+    """Run `work` once and time it, with the memory it took on the driver side."""
+    before = memory.reset()
     start = time.perf_counter()
     work()
     seconds = time.perf_counter() - start
     driver, jvm = memory.peaks()
-    return Step(name, seconds, driver, jvm)
+    return Step(name, seconds, driver, driver - before[0], jvm - before[1])
 
 
 def source_rows(spark: SparkSession, *, start: int, count: int, seq: int) -> DataFrame:
@@ -163,10 +169,12 @@ def _check_same(lake: DeltaLake, theirs: str) -> None:
 def render(steps: list[Step], *, rows: int) -> str:
     """The steps as a fixed-width table."""
     width = max(len(s.name) for s in steps)
-    lines = [f"{rows:,} rows x 15 columns",
-             f"{'step':<{width}}  {'seconds':>8}  {'driver MiB':>10}  {'JVM MiB':>8}"]
-    lines += [f"{s.name:<{width}}  {s.seconds:>8.2f}  {s.driver_mib:>10.0f}  {s.jvm_mib:>8.0f}"
-              for s in steps]
+    load = Path("/proc/loadavg").read_text().split()[0]
+    lines = [f"{rows:,} rows x 15 columns, {os.cpu_count()} cores, load average {load}",
+             f"{'step':<{width}}  {'seconds':>7}  {'driver peak MiB':>15}  {'driver +MiB':>11}"
+             f"  {'JVM +MiB':>8}"]
+    lines += [f"{s.name:<{width}}  {s.seconds:>7.2f}  {s.driver_peak:>15.0f}"
+              f"  {s.driver_growth:>11.0f}  {s.jvm_growth:>8.0f}" for s in steps]
     return "\n".join(lines)
 
 
@@ -177,9 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--driver-memory", default="2g")
     args = parser.parse_args(argv)
+    conf = {"spark.driver.memory": args.driver_memory, "spark.sql.shuffle.partitions": "4",
+            "spark.ui.showConsoleProgress": "false"}
     spark = build_session(master=args.master, app_name="delta-storage-benchmark",
-                          ui_enabled=False, conf={"spark.driver.memory": args.driver_memory,
-                                                  "spark.sql.shuffle.partitions": "4"})
+                          ui_enabled=False, conf=conf)
     work = Path(tempfile.mkdtemp(prefix="delta-bench-"))
     try:
         steps = run(spark, work, rows=args.rows, merge_rows=args.merge_rows)
