@@ -1,9 +1,11 @@
-"""The `lakehouse` command line: validate metadata, query the catalog, simulate facility data."""
+"""The `lakehouse` command line: validate metadata, query the catalog and the lake, simulate
+facility data."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +16,7 @@ from rich.text import Text
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.catalog.query import run_query
-from lake_assets.errors import LakehouseError, MetadataError
+from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
 from lake_assets.settings import metadata_root
 from lake_assets.simulate.command import register as register_simulate
 
@@ -71,11 +73,41 @@ def catalog(
     if as_json:
         typer.echo(json.dumps([dict(zip(names, row, strict=True)) for row in rows], indent=2))
         return
+    print_rows(names, rows)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="Spark SQL over silver.<table>, gold.<projection> "
+                                              "and bronze.<feed>__<table>")],
+    version: Annotated[int | None, typer.Option(help="read the tables at this version")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="read the tables as of this "
+                                              "ISO-8601 time")] = None,
+    limit: Annotated[int, typer.Option(help="print at most this many rows")] = 100,
+) -> None:
+    """Run Spark SQL over the lake's Delta tables and print the result."""
+    from pyspark.errors import AnalysisException  # Spark imports only for this command
+
+    from lake_assets.api import query as run
+
+    try:
+        frame = run(query, version=version, as_of=as_of)
+        rows = [tuple(r) for r in frame.limit(limit + 1).collect()]
+    except LakehouseError as exc:
+        raise fail(exc) from None
+    except AnalysisException as exc:  # a column or function Spark cannot resolve
+        raise fail(LakeQueryError(str(exc).split("\n", 1)[0])) from None
+    print_rows(frame.columns, rows[:limit], more=len(rows) > limit)
+
+
+def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,
+               more: bool = False) -> None:
+    """Print rows as a table, followed by their count."""
     table = RichTable(*names, show_lines=False, header_style="bold")
     for row in rows:
         table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
-    console.print(f"{len(rows)} row(s)", style="dim")
+    console.print(f"{len(rows)} row(s){', more not shown' if more else ''}", style="dim")
 
 
 register_simulate(app)

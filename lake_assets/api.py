@@ -1,0 +1,78 @@
+"""Lake tables from Python, by SQL name or path, pinned to a version or a time if asked.
+
+    from lake_assets.api import query, read_table
+    census = read_table("gold.daily_census", kind="pandas")          # no Spark needed
+    visits = read_table("silver.visits", as_of="2026-11-20T12:00:00Z")  # Spark DataFrame
+    query("SELECT facility_code, COUNT(*) FROM silver.visits GROUP BY 1").show()
+
+pandas and Arrow results come straight from delta-rs; no Spark session starts for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+
+from lake_assets.catalog.lineage import lake_tables, sql_name
+from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.errors import LakeQueryError
+from lake_assets.settings import metadata_root
+from lake_assets.views import read_lake_table, run_sql
+from resources.delta import DeltaLake
+from resources.delta.snapshot import open_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Kind = Literal["spark", "pandas", "arrow"]
+
+
+def read_table(
+    name: str,
+    version: int | None = None,
+    *,
+    as_of: dt.datetime | str | None = None,
+    kind: Kind = "spark",
+    lake: DeltaLake | None = None,
+    catalog: Catalog | None = None,
+) -> DataFrame | pd.DataFrame | pa.Table:
+    """Lake table `name` (`silver.visits`, `gold/daily_census`, `bronze.adt_events__visits`)
+    as a Spark DataFrame, a pandas DataFrame or an Arrow table.
+
+    `lake` and `catalog` default to `$LAKE_ROOT` and `$LAKE_METADATA`. Raises LakeQueryError
+    for an unknown name or kind, NotADeltaTableError for a table not written yet, and
+    DeltaStorageError for a version or time outside the table's history.
+    """
+    lake = lake or DeltaLake()
+    catalog = catalog or load_catalog(metadata_root())
+    if kind == "spark":
+        return read_lake_table(lake, catalog, name, version=version, as_of=as_of)
+    if kind not in ("pandas", "arrow"):
+        raise LakeQueryError(f"kind {kind!r} is not one of spark, pandas, arrow")
+    path = lake_tables(catalog).get(sql_name(name))
+    if path is None:
+        raise LakeQueryError(f"unknown lake table {name!r}")
+    ref = lake.ref(path)
+    delta = open_table(ref.uri, options=ref.options, table=ref.name, version=version,
+                       as_of=as_of)
+    table = delta.to_pyarrow_table()
+    return table.to_pandas() if kind == "pandas" else table
+
+
+def query(
+    sql: str,
+    *,
+    version: int | None = None,
+    as_of: dt.datetime | str | None = None,
+    lake: DeltaLake | None = None,
+    catalog: Catalog | None = None,
+) -> DataFrame:
+    """A Spark DataFrame of `sql` over lake tables by SQL name, each pinned if asked.
+
+    Raises LakeQueryError if `sql` does not parse or names an unknown table.
+    """
+    return run_sql(lake or DeltaLake(), catalog or load_catalog(metadata_root()), sql,
+                   version=version, as_of=as_of)

@@ -1,0 +1,48 @@
+"""Consumers: `lakehouse sql` and `read_table` over lake tables by name, at a version."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import SparkSession
+from typer.testing import CliRunner
+
+from lake_assets.api import query, read_table
+from lake_assets.cli import app
+from resources.delta import DeltaLake
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture
+def visits(spark: SparkSession, lake: DeltaLake) -> DeltaLake:
+    """`silver/visits` at version 0 with one row and version 1 with two."""
+    schema = "facility_code string, visit_number string"
+    lake.write(spark.createDataFrame([("FAC00001", "h1")], schema), table="silver/visits")
+    lake.write(spark.createDataFrame([("FAC00002", "h2")], schema), table="silver/visits")
+    return lake
+
+
+def test_sql_command_prints_rows_at_a_version(visits: DeltaLake) -> None:
+    runner = CliRunner()
+    sql = "SELECT facility_code FROM silver.visits ORDER BY facility_code"
+    latest = runner.invoke(app, ["sql", sql])
+    assert latest.exit_code == 0, latest.output
+    assert "FAC00001" in latest.output and "FAC00002" in latest.output
+    first = runner.invoke(app, ["sql", sql, "--version", "0"])
+    assert "FAC00002" not in first.output and "1 row(s)" in first.output
+    unknown = runner.invoke(app, ["sql", "SELECT * FROM silver.vists"])
+    assert unknown.exit_code == 1
+    assert "unknown table silver.vists" in unknown.output
+    assert "silver.visits" in unknown.output  # the known tables are listed
+
+
+def test_read_table_as_spark_pandas_and_arrow(visits: DeltaLake) -> None:
+    assert read_table("silver.visits", lake=visits).count() == 2
+    assert read_table("silver/visits", 0, kind="pandas", lake=visits).shape == (1, 2)
+    assert read_table("silver.visits", kind="arrow", lake=visits).num_rows == 2
+
+
+def test_silver_tables_not_written_yet_read_as_empty(visits: DeltaLake) -> None:
+    joined = query("SELECT v.facility_code FROM silver.visits AS v "
+                   "JOIN silver.patients AS p ON v.visit_number = p.mrn", lake=visits)
+    assert joined.count() == 0
