@@ -17,6 +17,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, StructField, StructType, TimestampType
+from pyspark.storagelevel import StorageLevel
 
 from lake_assets.errors import DeltaConflictError, DeltaSchemaError
 from resources.delta.changes import DELETE_FLAG, Scd2, history_rows, latest_rows
@@ -79,11 +80,11 @@ def merge_into(
                                 else F.lit(False)).drop(*drop_columns)
     if scd2 is not None:
         flagged = flagged.drop(*[c for c in scd2.columns() if c in flagged.columns])
+    spec = _Spec(keys=tuple(keys), sequence_by=sequence_by, scd2=scd2, evolve=evolve_schema)
     attempt = 1
     while True:
         try:
-            return _merge_once(flagged, ref, keys=keys, sequence_by=sequence_by, scd2=scd2,
-                               partition_by=partition_by, evolve=evolve_schema,
+            return _merge_once(flagged, ref, spec, partition_by=partition_by,
                                small=rewrite_below_bytes)
         except DeltaConflictError:
             if attempt >= max_attempts:
@@ -91,47 +92,61 @@ def merge_into(
             attempt += 1
 
 
-def _merge_once(
-    source: DataFrame, ref: TableRef, *, keys: Sequence[str], sequence_by: str,
-    scd2: Scd2 | None, partition_by: Sequence[str] | None, evolve: bool, small: int,
-) -> MergeResult:
-    spark = source.sparkSession
+@dataclass(frozen=True)
+class _Spec:
+    keys: tuple[str, ...]
+    sequence_by: str
+    scd2: Scd2 | None
+    evolve: bool
+
+
+def _merge_once(source: DataFrame, ref: TableRef, spec: _Spec, *,
+                partition_by: Sequence[str] | None, small: int) -> MergeResult:
     if not table_exists(ref.uri, options=ref.options):
-        schema = _new_schema(source, scd2=scd2, sequence_by=sequence_by)
-        empty = spark.createDataFrame([], schema)
-        rows = _apply(empty, source, keys=keys, sequence_by=sequence_by, scd2=scd2, schema=schema)
+        schema = _new_schema(source, scd2=spec.scd2, sequence_by=spec.sequence_by)
+        empty = source.sparkSession.createDataFrame([], schema)
+        rows = _apply(empty, source, spec, schema=schema, target_keys=None)
         done = write(rows, ref, partition_by=partition_by, extra={"operation": "MERGE"})
         return _result(ref, done, removed=0)
     delta = open_table(ref.uri, options=ref.options, table=ref.name)
     version = delta.version()
-    schema = _table_schema(arrow_to_spark(arrow_schema(delta)), source, ref=ref, evolve=evolve)
+    schema = _table_schema(arrow_to_spark(arrow_schema(delta)), source, ref=ref,
+                           evolve=spec.evolve)
     entries = list_files(delta)
     if sum(e.size for e in entries) < small:
-        touched = [e.path for e in entries]
-    else:
-        bounds = _key_bounds(source, keys)
-        candidates = [e.path for e in entries if may_match(e, bounds)]
-        scan = read(spark, ref, version=version, with_file_column=True, only_files=candidates,
-                    columns=keys)
-        touched = _touched_files(scan, source, keys) if candidates else []
-    target = read(spark, ref, version=version, only_files=touched)
-    target_keys = read(spark, ref, version=version, only_files=touched, columns=keys)
-    rows = _apply(target, source, keys=keys, sequence_by=sequence_by, scd2=scd2, schema=schema,
-                  target_keys=target_keys)
+        return _rewrite(source, ref, spec, [e.path for e in entries], version=version,
+                        schema=schema, target_keys=None)
+    bounds = _key_bounds(source, spec.keys)
+    candidates = [e.path for e in entries if may_match(e, bounds)]
+    scan = read(source.sparkSession, ref, version=version, with_file_column=True,
+                only_files=candidates, columns=spec.keys).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        touched = _touched_files(scan, source, spec.keys, candidates) if candidates else []
+        # keys of every candidate file: a superset of the touched files' keys is enough
+        return _rewrite(source, ref, spec, touched, version=version, schema=schema,
+                        target_keys=scan)
+    finally:
+        scan.unpersist()
+
+
+def _rewrite(source: DataFrame, ref: TableRef, spec: _Spec, touched: list[str], *,
+             version: int, schema: StructType, target_keys: DataFrame | None) -> MergeResult:
+    """Rewrite the `touched` files with the changes applied, swapping them in one commit."""
+    target = read(source.sparkSession, ref, version=version, only_files=touched)
+    rows = _apply(target, source, spec, schema=schema, target_keys=target_keys)
     extra = {"removeFiles": json.dumps(touched), "readVersion": str(version),
              "operation": "MERGE"}
-    done = write(rows, ref, evolve_schema=evolve, extra=extra)
+    done = write(rows, ref, evolve_schema=spec.evolve, extra=extra)
     return _result(ref, done, removed=len(touched))
 
 
-def _apply(target: DataFrame, source: DataFrame, *, keys: Sequence[str], sequence_by: str,
-           scd2: Scd2 | None, schema: StructType,
-           target_keys: DataFrame | None = None) -> DataFrame:
-    if scd2 is None:
-        return latest_rows(target, source, keys=keys, sequence_by=sequence_by, schema=schema,
-                           target_keys=target_keys)
-    return history_rows(target, source, keys=keys, sequence_by=sequence_by, scd2=scd2,
-                        schema=schema)
+def _apply(target: DataFrame, source: DataFrame, spec: _Spec, *, schema: StructType,
+           target_keys: DataFrame | None) -> DataFrame:
+    if spec.scd2 is None:
+        return latest_rows(target, source, keys=spec.keys, sequence_by=spec.sequence_by,
+                           schema=schema, target_keys=target_keys)
+    return history_rows(target, source, keys=spec.keys, sequence_by=spec.sequence_by,
+                        scd2=spec.scd2, schema=schema)
 
 
 def _new_schema(source: DataFrame, *, scd2: Scd2 | None, sequence_by: str) -> StructType:
@@ -169,12 +184,14 @@ def _key_bounds(source: DataFrame, keys: Sequence[str]) -> list[Term]:
     return terms
 
 
-def _touched_files(target: DataFrame, source: DataFrame, keys: Sequence[str]) -> list[str]:
-    """Paths of target files holding at least one source key."""
+def _touched_files(
+    scan: DataFrame, source: DataFrame, keys: Sequence[str], candidates: Sequence[str]
+) -> list[str]:
+    """Paths of the candidate files holding at least one source key."""
     wanted = source.select(*[F.col(k).alias(f"_k_{k}") for k in keys]).distinct()
-    on = [target[k].eqNullSafe(wanted[f"_k_{k}"]) for k in keys]
-    hits = target.join(wanted, on=on, how="left_semi").select(FILE_COLUMN).distinct()
-    return sorted(r[0] for r in hits.collect())
+    on = [scan[k].eqNullSafe(wanted[f"_k_{k}"]) for k in keys]
+    hits = scan.join(wanted, on=on, how="left_semi").select(FILE_COLUMN).distinct()
+    return sorted(candidates[r[0]] for r in hits.collect())
 
 
 def _result(ref: TableRef, done: WriteResult, *, removed: int) -> MergeResult:

@@ -11,7 +11,8 @@
 | `mergeSchema` | `true` to add incoming columns the table lacks |
 | `txnAppId` / `txnVersion` | app transaction: skip the write if this version was committed |
 | `removeFiles` / `readVersion` | JSON list of files this commit replaces, read at that version |
-| `onlyFiles` / `includeFileColumn` | read only these files / add a `_lake_file` column |
+| `onlyFiles` / `includeFileColumn` | read only these files / add a `_lake_file` column: the
+  file's position in `onlyFiles` (or in the path-sorted file list) |
 | `columns` | comma-separated columns to read (default: all) |
 | `writeId`, `operation`, `dataChange` | tags recorded in the commit |
 | `maxRowsPerFile`, `minPartitions`, `splitBytes` | file size and read parallelism |

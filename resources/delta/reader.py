@@ -38,29 +38,38 @@ def output_schema(spec: ReadSpec) -> pa.Schema:
     if spec.columns is not None:
         schema = pa.schema([schema.field(c) for c in spec.columns])
     if spec.with_file_column:
-        schema = schema.append(pa.field(FILE_COLUMN, pa.string()))
+        schema = schema.append(pa.field(FILE_COLUMN, pa.int32()))
     return schema
 
 
-def read_files(entries: Sequence[FileEntry], spec: ReadSpec) -> Iterator[pa.RecordBatch]:
-    """Batches of every row of `entries`, in the table schema (plus the file column if asked)."""
+def read_files(
+    entries: Sequence[FileEntry], spec: ReadSpec, *, file_ids: Sequence[int] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Batches of every row of `entries`, in the table schema.
+
+    With `spec.with_file_column`, each row also carries its file's number from `file_ids` (a
+    small integer rather than the path, which would cost a string per row).
+    """
     fs, root = data_filesystem(spec.uri, spec.options)
     schema = output_schema(spec)
-    for entry in entries:
+    ids = file_ids if file_ids is not None else range(len(entries))
+    for entry, file_id in zip(entries, ids, strict=True):
         with fs.open_input_file(join_path(root, entry.path)) as handle:
             parquet = pq.ParquetFile(handle)
             present = set(parquet.schema_arrow.names)
             wanted = [f.name for f in schema if f.name in present]
             for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=wanted):
-                yield _complete(batch, entry, schema)
+                yield _complete(batch, entry, schema, file_id)
 
 
-def _complete(batch: pa.RecordBatch, entry: FileEntry, schema: pa.Schema) -> pa.RecordBatch:
+def _complete(
+    batch: pa.RecordBatch, entry: FileEntry, schema: pa.Schema, file_id: int
+) -> pa.RecordBatch:
     rows = batch.num_rows
     columns = []
     for target in schema:
         if target.name == FILE_COLUMN:
-            columns.append(pa.array([entry.path] * rows, pa.string()))
+            columns.append(pa.array([file_id] * rows, pa.int32()))
         elif target.name in entry.partition_values:
             value = entry.partition_values[target.name]
             columns.append(pa.array([value] * rows, target.type))

@@ -107,25 +107,26 @@ class DeltaRsReader(DataSourceReader):
     def partitions(self) -> Sequence[InputPartition]:
         delta = open_table(self.spec.uri, options=self.spec.options, table=self.spec.table,
                            version=self.version)
-        entries = [e for e in list_files(delta) if may_match(e, self.terms)]
-        if self.only_files is not None:
-            wanted = set(self.only_files)
-            entries = [e for e in entries if e.path in wanted]
+        listed = sorted(list_files(delta), key=lambda e: e.path)
+        order = self.only_files or tuple(e.path for e in listed)
+        ids = {path: i for i, path in enumerate(order)}
+        entries = [e for e in listed if e.path in ids and may_match(e, self.terms)]
         tasks = task_count(entries, parallelism=self.tasks, split_bytes=self.split_bytes)
         groups = group_files(entries, tasks=tasks)
-        return [FileGroup(g) for g in groups] or [FileGroup([])]
+        return [FileGroup(g, [ids[e.path] for e in g]) for g in groups] or [FileGroup([], [])]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         assert isinstance(partition, FileGroup)
-        yield from read_files(partition.files, self.spec)
+        yield from read_files(partition.files, self.spec, file_ids=partition.ids)
 
 
 class FileGroup(InputPartition):
-    """The files one read task reads."""
+    """The files one read task reads, with their numbers for the file column."""
 
-    def __init__(self, files: list[FileEntry]) -> None:
+    def __init__(self, files: list[FileEntry], ids: list[int]) -> None:
         super().__init__(len(files))
         self.files = files
+        self.ids = ids
 
 
 @dataclass
