@@ -6,23 +6,26 @@
     query("SELECT facility_code, COUNT(*) FROM silver.visits GROUP BY 1").show()
 
 pandas and Arrow results come straight from delta-rs; no Spark session starts for them.
+`serve_jdbc` serves silver and gold to BI tools over Spark's Thrift (HiveServer2) protocol.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
 
-from lake_assets.catalog.lineage import lake_tables, sql_name
+from lake_assets.catalog.lineage import PROJECTION_LAYERS, lake_tables, sql_name, view_name
 from lake_assets.catalog.loader import Catalog, load_catalog
 from lake_assets.errors import LakeQueryError
 from lake_assets.settings import metadata_root
 from lake_assets.views import read_lake_table, run_sql
 from resources.delta import DeltaLake
 from resources.delta.snapshot import open_table
+from resources.spark import build_session
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,3 +79,44 @@ def query(
     """
     return run_sql(lake or DeltaLake(), catalog or load_catalog(metadata_root()), sql,
                    version=version, as_of=as_of)
+
+
+def serve_jdbc(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 10000,
+    refresh_seconds: float = 60.0,
+    stop: threading.Event | None = None,
+    catalog: Catalog | None = None,
+) -> None:
+    """Serve every written silver and gold table to JDBC/ODBC clients until `stop` is set.
+
+    Starts Spark's Thrift server (HiveServer2 protocol, no authentication: keep `host` on a
+    private interface) inside this process, where the `delta_rs` source is registered. Tables
+    are the views `silver__<table>` and `gold__<projection>`, shared by every connection, and
+    re-pinned to their latest version every `refresh_seconds`. Bronze is never served.
+    """
+    spark = build_session(app_name="lakehouse-jdbc", conf={
+        "spark.sql.hive.thriftServer.singleSession": "true",
+        "hive.server2.thrift.bind.host": host,
+        "hive.server2.thrift.port": str(port),
+    })
+    if spark.conf.get("spark.sql.hive.thriftServer.singleSession") != "true":
+        raise LakeQueryError("serve_jdbc needs a process without a Spark session of its own")
+    lake, catalog = DeltaLake(), catalog or load_catalog(metadata_root())
+    served = [n for n in lake_tables(catalog) if n.split(".", 1)[0] in PROJECTION_LAYERS]
+    stop = stop or threading.Event()
+    _register_written(lake, catalog, served)
+    thrift = spark._jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2  # type: ignore[union-attr]
+    server = thrift.startWithContext(spark._jsparkSession.sqlContext())  # type: ignore[union-attr]
+    try:
+        while not stop.wait(refresh_seconds):
+            _register_written(lake, catalog, served)
+    finally:
+        server.stop()
+
+
+def _register_written(lake: DeltaLake, catalog: Catalog, names: list[str]) -> None:
+    for name in names:
+        if lake.exists(lake_tables(catalog)[name]):
+            read_lake_table(lake, catalog, name).createOrReplaceTempView(view_name(name))
