@@ -115,6 +115,9 @@ def test_automation_carries_arrivals_to_gold(landed: Landed) -> None:
     assert silver == {f"silver/{t.name}" for f in landed.catalog.feeds for t in f.tables}
     assert gold == {f"gold/{p.name}" for p in landed.catalog.projections}
     assert {p for _, p in landed.requested} == {"2026-11-20"}
+    empty = [p.name for p in landed.catalog.projections
+             if not table(landed.lake, "gold", p.name)]
+    assert empty == []
 
 
 def test_adt_volume_per_facility_matches_ground_truth(landed: Landed) -> None:
