@@ -18,8 +18,11 @@ from deltalake import DeltaTable
 
 from lake_assets.catalog.loader import Catalog, load_catalog
 from lake_assets.definitions import build_definitions
+from lake_assets.ingest.cdc import silver_schema
 from lake_assets.ingest.mask import AGE_CAP
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
+from resources.delta.schema import arrow_to_spark
+from resources.delta.snapshot import arrow_schema
 from tests.conftest import DEV_SECRETS, METADATA
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -118,6 +121,15 @@ def test_automation_carries_arrivals_to_gold(landed: Landed) -> None:
     empty = [p.name for p in landed.catalog.projections
              if not table(landed.lake, "gold", p.name)]
     assert empty == []
+
+
+def test_silver_tables_have_the_schema_gold_assumes_before_they_exist(landed: Landed) -> None:
+    for name in _silver_names(landed.catalog):
+        declared = next(t for f in landed.catalog.feeds for t in f.tables if t.name == name)
+        written = arrow_to_spark(arrow_schema(DeltaTable(str(landed.lake / "silver" / name))))
+        expected = silver_schema(declared)
+        assert [(f.name, f.dataType) for f in written] == [
+            (f.name, f.dataType) for f in expected], name
 
 
 def test_adt_volume_per_facility_matches_ground_truth(landed: Landed) -> None:

@@ -34,6 +34,7 @@ BRONZE = "key string, seq timestamp, val string, op string, _facility_id string,
 
 # An event is (key, minute, is_delete); its value follows from key and minute, so a duplicate
 # is the same record sent again.
+Event = tuple[str, int, bool]
 events = st.lists(
     st.tuples(st.sampled_from("abc"), st.integers(0, 7), st.booleans()),
     min_size=1, max_size=9, unique_by=lambda e: (e[0], e[1]),
@@ -68,7 +69,7 @@ def source(cdc: CdcMode) -> SilverSource:
     return SilverSource(table, (feed,), ("feeds/things.yaml",))
 
 
-def bronze_rows(evts: list[tuple[str, int, bool]], where: list[list[int]]) -> list[tuple]:
+def bronze_rows(evts: list[Event], where: list[list[int]]) -> list[tuple]:
     rows = []
     for number, ((key, minute, delete), days) in enumerate(zip(evts, where, strict=False)):
         for day in days:
@@ -86,7 +87,7 @@ def hashed(key: str) -> str:
     return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
 
 
-def expected_current(evts: list[tuple[str, int, bool]], landed: set[int]) -> set[tuple]:
+def expected_current(evts: list[Event], landed: set[int]) -> set[tuple]:
     latest: dict[str, tuple[int, bool]] = {}
     for number, (key, minute, delete) in enumerate(evts):
         if number in landed and (key not in latest or minute > latest[key][0]):
@@ -94,7 +95,7 @@ def expected_current(evts: list[tuple[str, int, bool]], landed: set[int]) -> set
     return {(hashed(k), _ts(m), f"{k}{m}") for k, (m, delete) in latest.items() if not delete}
 
 
-def expected_history(evts: list[tuple[str, int, bool]], landed: set[int]) -> set[tuple]:
+def expected_history(evts: list[Event], landed: set[int]) -> set[tuple]:
     rows = set()
     for key in {e[0] for e in evts}:
         mine = sorted((m, d) for n, (k, m, d) in enumerate(evts) if k == key and n in landed)
@@ -123,7 +124,7 @@ def _utc(value: Any) -> Any:
 
 
 def land_and_merge(spark: SparkSession, lake: DeltaLake, cdc: CdcMode,
-                   evts: list[tuple[str, int, bool]], where: list[list[int]],
+                   evts: list[Event], where: list[list[int]],
                    order: list[int]) -> SilverSource:
     src = source(cdc)
     rows = bronze_rows(evts, where)
@@ -148,7 +149,10 @@ PROPERTY = settings(max_examples=2, deadline=None, derandomize=True,
 @PROPERTY
 @given(evts=events, where=placements, order=orders)
 @example(**LATE_AFTER_DELETE)
-def test_scd1_matches_the_latest_event_per_key(spark, fresh_lake, evts, where, order) -> None:
+def test_scd1_matches_the_latest_event_per_key(
+    spark: SparkSession, fresh_lake: Any, evts: list[Event], where: list[list[int]],
+    order: list[int],
+) -> None:
     lake = fresh_lake()
     land_and_merge(spark, lake, "scd1", evts, where, order)
     columns = ["key", "seq", "val"]
@@ -161,7 +165,10 @@ def test_scd1_matches_the_latest_event_per_key(spark, fresh_lake, evts, where, o
 @PROPERTY
 @given(evts=events, where=placements, order=orders)
 @example(**DELETE_FIRST)
-def test_scd2_history_matches_the_event_timeline(spark, fresh_lake, evts, where, order) -> None:
+def test_scd2_history_matches_the_event_timeline(
+    spark: SparkSession, fresh_lake: Any, evts: list[Event], where: list[list[int]],
+    order: list[int],
+) -> None:
     lake = fresh_lake()
     land_and_merge(spark, lake, "scd2", evts, where, order)
     columns = ["key", "seq", "val", "valid_from", "valid_to", "is_current"]
