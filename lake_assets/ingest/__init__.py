@@ -1,7 +1,8 @@
 """The ingest core: landed archive bytes in, typed bronze rows and quarantined rows out.
 
-No Dagster and no Spark here (DESIGN decision 5): Spark executors call `read_archive` inside
-`mapInArrow` and declare its output with `arrow_schema`.
+No Dagster here (DESIGN decision 5). Archive reading, parsing and conforming are plain Python
+on bytes and Arrow, which Spark executors call inside `mapInArrow` (`batch`); the masking and
+CDC transforms (`mask`, `cdc`) are pure DataFrame -> DataFrame functions.
 """
 
 from lake_assets.ingest.archives import Member, iter_members
