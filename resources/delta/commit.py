@@ -110,9 +110,11 @@ def _attempt(plan: CommitPlan, files: Sequence[DataFile]) -> int | None:
     """One commit try: the version, None if already applied, -1 to retry on a new snapshot."""
     spec = plan.spec
     delta = open_table(spec.uri, options=spec.options, table=spec.table, version=plan.read_version)
-    if plan.app_txn and (delta.transaction_version(plan.app_txn[0]) or -1) >= plan.app_txn[1]:
-        discard(spec, [f.path for f in files])
-        return None
+    if plan.app_txn:
+        done = delta.transaction_version(plan.app_txn[0])
+        if done is not None and done >= plan.app_txn[1]:
+            discard(spec, [f.path for f in files])
+            return None
     schema = _evolve(delta, plan)
     removes, rewritten = _removals(delta, plan, schema)
     actions = [*(_add(f, plan) for f in [*files, *rewritten]), *removes]

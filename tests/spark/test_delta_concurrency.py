@@ -61,6 +61,20 @@ def test_two_concurrent_appends_both_land(spark: SparkSession, lake: DeltaLake) 
     assert_intact(lake.ref("bronze/f/t").uri)
 
 
+def test_a_batch_retried_concurrently_lands_once(spark: SparkSession, lake: DeltaLake) -> None:
+    lake.write(spark.createDataFrame([(0, "d0", "seed")], SCHEMA), table="bronze/f/t")
+    batch = spark.createDataFrame([(1, "d1", "batch")], SCHEMA)
+    results = run_together(*[
+        lambda: lake.write(batch, table="bronze/f/t", app_txn=("f/t", 0)) for _ in range(2)])
+    assert sorted(r.skipped for r in results) == [False, True], results  # type: ignore[union-attr]
+    assert sorted(r.id for r in lake.read("bronze/f/t").collect()) == [0, 1]
+    assert parquet_count(lake.ref("bronze/f/t").uri) == 2  # the loser's file was deleted
+
+
+def parquet_count(uri: str) -> int:
+    return len(list(Path(uri).rglob("*.parquet")))
+
+
 def test_racing_overwrites_of_one_slice_leave_exactly_one(
     spark: SparkSession, lake: DeltaLake
 ) -> None:

@@ -85,6 +85,9 @@ def test_app_transaction_makes_a_retried_batch_a_no_op(
     spark: SparkSession, lake: DeltaLake
 ) -> None:
     batch = spark.createDataFrame([(1, "F1", "2024-01-01", 1.0)], SCHEMA)
+    zero = lake.write(batch, table="bronze/feed/other", app_txn=("feed/other", 0))
+    assert lake.write(batch, table="bronze/feed/other", app_txn=("feed/other", 0)).skipped
+    assert not zero.skipped
     first = lake.write(batch, table="bronze/feed/visits", app_txn=("feed/visits", 7))
     again = lake.write(batch, table="bronze/feed/visits", app_txn=("feed/visits", 7))
     older = lake.write(batch, table="bronze/feed/visits", app_txn=("feed/visits", 6))
