@@ -26,7 +26,7 @@ from resources.delta.changes import Scd2
 from resources.delta.merge import SMALL_TABLE_BYTES, MergeResult, merge_into
 from resources.delta.predicate import PredicateSpec
 from resources.delta.snapshot import open_table, table_exists
-from resources.delta.storage import lake_root, storage_options, table_uri
+from resources.delta.storage import root_for, storage_options, table_uri
 from resources.delta.tables import TableRef, WriteResult
 from resources.spark import SparkResource
 
@@ -39,6 +39,10 @@ class DeltaLake(ConfigurableResource):
     root: str | None = Field(
         default=None, description="Local path or s3://bucket/prefix; default $LAKE_ROOT."
     )
+    bronze_root: str | None = Field(
+        default=None,
+        description="Root of bronze and quarantine (raw PHI); default $LAKE_BRONZE_ROOT or root.",
+    )
     s3: S3Config | None = Field(
         default=None, description="S3 options; default AWS_* and LAKE_S3_ENDPOINT from the env."
     )
@@ -48,7 +52,7 @@ class DeltaLake(ConfigurableResource):
         """The location and storage options of `table`."""
         parts = table.path if isinstance(table, AssetKey) else table
         name = parts if isinstance(parts, str) else "/".join(parts)
-        uri = table_uri(parts, root=lake_root(root=self.root))
+        uri = table_uri(parts, root=root_for(parts, lake=self.root, raw=self.bronze_root))
         return TableRef(name=name, uri=uri, options=storage_options(uri, config=self.s3))
 
     def write(

@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # Dagster stays out of Spark's Python workers, which import t
 
 LAKE_ROOT_VARIABLE = "LAKE_ROOT"
 DEFAULT_LAKE_ROOT = "./.lake"
+# Raw patient data (bronze tables, quarantined rows and archives) may live under its own root,
+# so it can be access-controlled apart from the de-identified silver and gold.
+RAW_ROOT_VARIABLE = "LAKE_BRONZE_ROOT"
+RAW_LAYERS = ("bronze", "quarantine")
 S3_ENDPOINT_VARIABLE = "LAKE_S3_ENDPOINT"
 ZONES = ("bronze", "silver", "gold", "quarantine", "_lake")
 
@@ -54,6 +58,22 @@ def lake_root(*, root: str | None = None, environ: Mapping[str, str] | None = No
     if is_s3(value):
         return value.rstrip("/")
     return str(Path(value).expanduser().resolve())
+
+
+def raw_root(*, root: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """Root of the raw layers: `root`, else `$LAKE_BRONZE_ROOT`, else the lake root."""
+    env = os.environ if environ is None else environ
+    return lake_root(root=root or env.get(RAW_ROOT_VARIABLE), environ=env)
+
+
+def root_for(
+    table: str | Sequence[str], *, lake: str | None = None, raw: str | None = None
+) -> str:
+    """The root a table lives under: the raw root for bronze and quarantine, else the lake's."""
+    first = (table.split("/", 1)[0] if isinstance(table, str) else table[0]).strip("/")
+    if first in RAW_LAYERS and (raw or os.environ.get(RAW_ROOT_VARIABLE)):
+        return raw_root(root=raw)
+    return lake_root(root=lake)
 
 
 def table_uri(table: str | Sequence[str], *, root: str) -> str:
