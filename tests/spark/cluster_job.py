@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from resources.delta import DeltaLake
@@ -51,6 +54,7 @@ def writers(table: Path) -> list[dict]:
 
 
 def main(master: str, root: str, report: str) -> None:
+    started = time.monotonic()
     spark = build_session(master=master, app_name="cluster-test", conf=CONF, ui_enabled=False)
     lake = DeltaLake(root=root)
     rows = spark.range(0, 4000, numPartitions=4).select(
@@ -62,16 +66,17 @@ def main(master: str, root: str, report: str) -> None:
         F.col("id"), (F.col("id") % 50).cast("string").alias("facility"),
         F.lit(2).cast("long").alias("seq"), F.lit("v2").alias("value"))
     merged = lake.merge(changes, table="silver/cluster", keys=["id"], sequence_by="seq")
-    result = lake.read("silver/cluster").groupBy("value").count().collect()
+    values = DeltaTable(lake.ref("silver/cluster").uri).to_pyarrow_table().column("value")
     out = {
         "write_version": written.version, "merge_version": merged.version,
-        "counts": {r["value"]: r["count"] for r in result},
+        "counts": dict(Counter(values.to_pylist())),
         "driver_pid": os.getpid(),
         "driver_jvm_pid": spark._jvm.java.lang.ProcessHandle.current().pid(),
         "write_files": files_after_write,
         "merge_files": writers(Path(lake.ref("silver/cluster").uri)),
         "executors": spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1,
     }
+    out["seconds"] = round(time.monotonic() - started, 1)
     Path(report).write_text(json.dumps(out))
     spark.stop()
 
