@@ -37,6 +37,7 @@ class Landed:
 
     catalog: Catalog
     lake: Path
+    raw: Path
     truth: Path
     requested: list[tuple[str, str | None]]
 
@@ -50,6 +51,7 @@ def landed(spark, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
     root = tmp_path_factory.mktemp("e2e")
     with pytest.MonkeyPatch.context() as patch, dg.instance_for_test() as instance:
         patch.setenv("LAKE_ROOT", str(root / "lake"))
+        patch.setenv("LAKE_BRONZE_ROOT", str(root / "raw"))  # raw PHI kept apart
         patch.setenv("LAKE_SECRETS_FILE", str(DEV_SECRETS))
         patch.delenv("LANDING_ROOT", raising=False)
         catalog = load_catalog(METADATA)
@@ -70,7 +72,7 @@ def landed(spark, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
         automation = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=automation.cursor)
         assert automation.total_requested == 0  # nothing new since
-        yield Landed(catalog, root / "lake", truth, requested)
+        yield Landed(catalog, root / "lake", root / "raw", truth, requested)
 
 
 def tick_feed_sensors(defs: dg.Definitions, instance: dg.DagsterInstance
@@ -148,13 +150,14 @@ def test_no_raw_phi_value_reaches_silver_or_gold(landed: Landed) -> None:
     raw: dict[str, str] = {}  # raw value -> where it came from
     for feed in landed.catalog.feeds:
         for declared in feed.tables:
-            rows = table(landed.lake, "bronze", feed.name, declared.name)
+            rows = table(landed.raw, "bronze", feed.name, declared.name)
             # Ages under the cap are kept by design; older ones are checked below.
             for column in (c for c in declared.columns if c.phi and c.phi != "age"):
                 values = {row[column.name] for row in rows} - {None}
                 raw |= {str(v): f"bronze {feed.name}.{declared.name}.{column.name}"
                         for v in values}
     assert len(raw) > 100, "too few PHI values to make the test meaningful"
+    assert not (landed.lake / "bronze").exists() and not (landed.lake / "quarantine").exists()
     scanned = 0
     for layer, names in (("silver", _silver_names(landed.catalog)),
                          ("gold", [p.name for p in landed.catalog.projections])):
