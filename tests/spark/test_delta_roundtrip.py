@@ -124,3 +124,16 @@ def test_reads_prune_files_by_partition_and_statistics(
     assert all(e.partition_values["day"] == "2024-01-01" and e.max_values["id"] >= 30 for e in hit)
     got = lake.read("silver/v").filter("day = '2024-01-01' and id >= 30").collect()
     assert sorted(r.id for r in got) == [30, 32, 34, 36, 38]
+
+
+def test_the_data_source_works_through_plain_spark_calls(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = str(tmp_path / "plain_spark")
+    df = spark.createDataFrame([(1, "F1", "2024-01-01", 1.0)], SCHEMA)
+    df.write.format("delta_rs").mode("append").option("partitionBy", "day").save(uri)
+    df.write.format("delta_rs").mode("overwrite").save(uri)
+    assert spark.read.format("delta_rs").load(uri).count() == 1
+    old = spark.read.format("delta_rs").option("versionAsOf", 0).load(uri)
+    assert [tuple(r) for r in old.collect()] == [(1, "F1", "2024-01-01", 1.0)]
+    assert DeltaTable(uri).metadata().partition_columns == ["day"]
