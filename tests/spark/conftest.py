@@ -12,7 +12,7 @@ from resources.delta import DeltaLake
 from resources.spark import build_session
 
 TEST_CONF = {
-    "spark.sql.shuffle.partitions": "1",
+    "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
     "spark.driver.memory": "1g",
     "spark.python.worker.reuse": "true",
