@@ -184,7 +184,7 @@ def _with(rows: pa.Table, columns: dict[str, tuple]) -> pa.Table:
     for name, (kind, value) in columns.items():
         if name in rows.column_names:
             rows = rows.drop_columns([name])
-        rows = rows.append_column(pa.field(name, kind), pa.array([value] * rows.num_rows, kind))
+        rows = rows.append_column(name, pa.repeat(pa.scalar(value, kind), rows.num_rows))
     return rows
 
 
