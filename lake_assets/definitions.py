@@ -39,7 +39,9 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
     sensors = [build_feed_sensor(feed, bronze[feed.name], known) for feed in catalog.feeds]
     sensors += [build_automation_sensor(), build_alert_sensor(catalog, assets)]
     return dg.Definitions(
-        assets=assets, sensors=sensors, resources={"lake": lake, "alerts": AlertRouter()}
+        assets=assets, sensors=sensors, resources={"lake": lake, "alerts": AlertRouter()},
+        # Every step of a run shares the run's one Spark session instead of starting its own.
+        executor=dg.in_process_executor,
     )
 
 

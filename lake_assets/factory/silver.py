@@ -181,14 +181,13 @@ def update_silver(lake: DeltaLake, source: SilverSource, *, date: str) -> dict[s
 
 def _arrivals(lake: DeltaLake, source: SilverSource, *, date: str) -> DataFrame | None:
     """The rows that arrived on `date` in every existing bronze table of the source."""
-    day = F.lit(date).cast("date")
-    frames = [
-        lake.read(path).where(F.col(ARRIVAL) == day)
-        for path in (["bronze", f.name, source.name] for f in source.feeds)
-        if lake.exists(path)
-    ]
+    paths = [["bronze", f.name, source.name] for f in source.feeds]
+    frames = [lake.read(path) for path in paths if lake.exists(path)]
     if not frames:
         return None
+    # Column functions need the session that lake.read started; build them only now.
+    day = F.lit(date).cast("date")
+    frames = [frame.where(F.col(ARRIVAL) == day) for frame in frames]
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
