@@ -1,31 +1,29 @@
 """Bronze assets: one multi-asset per feed, materializing every table of the feed from one batch."""
 
 import time
-from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import dagster as dg
+import pyarrow as pa
 from pydantic import Field
-from pyspark.sql import functions as F
 
 from lake_assets.catalog.models import Feed
 from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
 from lake_assets.factory.report import BatchReport, manifest_rows
 from lake_assets.factory.specs import bronze_key, build_bronze_specs
 from lake_assets.ingest.batch import (
-    ARCHIVE,
     ARRIVAL,
-    BAD,
-    KIND,
-    TABLE,
     BatchArchive,
     BatchSpec,
-    parse_batch,
-    table_column,
+    bronze_row_schema,
+    load_batch,
+    quarantine_row_schema,
 )
 from lake_assets.settings import landing_root
 from resources.delta import DeltaLake
+from resources.delta.commit import CommitPlan, discard
 from resources.landing import LandingZone, locate, open_landing
 from resources.manifest import Manifest
 from resources.secrets import get_secret
@@ -134,38 +132,58 @@ def _load(
         password=get_secret(secret) if secret else None,
         ingested_at=now,
     )
-    envelope = parse_batch(lake.spark.session, spec)
-    report = BatchReport(ingested_at=now)
+    plans = _plans(feed, lake, batch_id=batch_id, rerun=rerun, slice_=slice_)
+    outcome = load_batch(lake.spark.session, spec, {o: p.spec for o, p in plans.items()})
+    context.log.info(f"{feed.name} batch {batch_id}: read {len(outcome.archives)} archives, "
+                     f"wrote {len(outcome.all_files())} files; committing")
+    report = BatchReport(ingested_at=now, archives=outcome.archives,
+                         bad_reasons=outcome.bad_reasons)
+    pending = dict(plans)
     try:
-        for table in feed.tables:
-            mine = envelope.where(F.col(TABLE) == table.name)
-            good = mine.where(F.col(KIND) == "good").select(f"{table_column(table.name)}.*")
-            bad = mine.where(F.col(KIND) == "bad").select(f"{BAD}.*")
-            writes = {
-                "bronze": (good, bronze_key(feed, table).path),
-                "quarantine": (bad, ["quarantine", feed.name, table.name]),
-            }
-            for layer, (frame, name) in writes.items():
-                result = lake.write(
-                    frame,
-                    table=name,
-                    mode="overwrite" if rerun else "append",
-                    replace_where=slice_ if rerun else None,
-                    partition_by=[ARRIVAL],
-                    app_txn=None if rerun else (f"{'/'.join(name)}/{batch_id}", 1),
-                )
-                report.writes[(layer, table.name)] = result
-            context.log.info(f"{feed.name}.{table.name}: {report.writes[('bronze', table.name)]}")
-        report.archives = [r.asDict() for r in envelope.where(F.col(KIND) == "archive")
-                           .select(f"{ARCHIVE}.*").collect()]  # one row per archive: bounded
-        report.bad_reasons = Counter({
-            (r[TABLE], r["reason"]): r["count"]
-            for r in envelope.where(F.col(KIND) == "bad")
-            .groupBy(TABLE, F.col(f"{BAD}._reason").alias("reason")).count().collect()
-        })
+        for output, plan in plans.items():
+            added = outcome.added_columns.get(output)
+            if added:
+                plan = _widened(plan, added)
+            report.writes[output] = lake.commit_files(plan, outcome.files.get(output, []))
+            del pending[output]
+            if output[0] == "bronze":
+                context.log.info(f"{feed.name}.{output[1]}: {report.writes[output]}")
     finally:
-        envelope.unpersist()
+        for output, plan in pending.items():  # never committed: remove their files
+            discard(plan.spec, [f.path for f in outcome.files.get(output, [])])
     return report
+
+
+def _plans(
+    feed: Feed, lake: DeltaLake, *, batch_id: str, rerun: bool, slice_: dict[str, str]
+) -> dict[tuple[str, str], CommitPlan]:
+    """One commit plan per (layer, table): appended under the batch's app transaction, or (a
+    re-run) replacing the partition's slice."""
+    plans = {}
+    for table in feed.tables:
+        names = {
+            "bronze": (bronze_key(feed, table).path, bronze_row_schema(feed, table.name)),
+            "quarantine": (["quarantine", feed.name, table.name], quarantine_row_schema()),
+        }
+        for layer, (name, schema) in names.items():
+            plans[(layer, table.name)] = lake.plan_files(
+                name,
+                schema,
+                mode="overwrite" if rerun else "append",
+                replace_where=slice_ if rerun else None,
+                partition_by=[ARRIVAL],
+                app_txn=None if rerun else (f"{'/'.join(name)}/{batch_id}", 1),
+            )
+    return plans
+
+
+def _widened(plan: CommitPlan, columns: list[str]) -> CommitPlan:
+    """`plan` adding the string columns tasks found (`schema_evolution: add_columns`)."""
+    schema = plan.spec.schema
+    for name in dict.fromkeys(columns):
+        if schema.get_field_index(name) < 0:
+            schema = schema.append(pa.field(name, pa.string()))
+    return replace(plan, spec=replace(plan.spec, schema=schema), evolve=True)
 
 
 def _unchanged(feed: Feed, batch_id: str) -> Iterator[dg.MaterializeResult]:

@@ -1,8 +1,10 @@
-"""A batch of archives through Spark: executors fetch, decrypt and parse; nothing collects rows.
+"""A batch of archives through Spark: executors fetch, decrypt, parse and write Parquet.
 
-`parse_batch` returns one persisted DataFrame of "envelope" rows. Each row is an archive summary,
-a good row of one table, or a bad row of one table, in the struct column for its kind, so every
-archive is read once while each table is written in its own commit.
+`load_batch` runs one Spark job over the batch. Each task reads its share of the archives and
+writes every table's good rows (bronze) and bad rows (quarantine) straight to Parquet files
+through the storage layer's `TableWriter`; it returns only file descriptions and one summary
+per archive. Rows never cross into the JVM or onto the driver, and the driver commits each
+table's files in one Delta transaction.
 """
 
 from __future__ import annotations
@@ -10,44 +12,28 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 
 import fsspec
 import pyarrow as pa
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql import SparkSession
 
 from lake_assets.catalog.models import Feed
 from lake_assets.ingest.read import ArchiveResult, quarantined, read_archive
 from lake_assets.ingest.schema import arrow_schema, quarantine_schema
+from resources.delta.files import DataFile, TableWriter, WriteSpec, align_batch
 
-KIND = "_kind"
-TABLE = "_table"
-ARCHIVE = "archive"
-BAD = "bad"
 ARRIVAL = "_arrival_date"
+LAYERS = ("bronze", "quarantine")
+FLUSH_ROWS = 100_000  # rows a task buffers per table before writing them as one row group
 
-ARCHIVE_SCHEMA = pa.schema(
-    [
-        ("path", pa.string()),
-        ("size", pa.int64()),
-        ("sha256", pa.string()),
-        ("facility", pa.string()),
-        ("arrival_date", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("message", pa.string()),
-        ("members", pa.int64()),
-        ("uncompressed_bytes", pa.int64()),
-        ("rows", pa.int64()),
-        ("bad_rows", pa.int64()),
-        ("rows_by_table", pa.string()),
-        ("bad_by_reason", pa.string()),
-    ]
-)
+Output = tuple[str, str]  # (layer, table)
+
+# What a task returns: one row per archive summary, per file written, per column added.
+_RESULT_FIELDS = ("kind", "layer", "tbl", "payload")
+_RESULT_SCHEMA = ", ".join(f"{name} string" for name in _RESULT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -73,9 +59,21 @@ class BatchSpec:
     ingested_at: datetime
 
 
-def table_column(table: str) -> str:
-    """The envelope's struct column holding good rows of `table`."""
-    return f"t__{table}"
+@dataclass
+class BatchOutcome:
+    """What the tasks wrote (files per output, columns they added) and one summary per archive.
+
+    `bad_reasons` counts bad rows by (table, reason).
+    """
+
+    files: dict[Output, list[DataFile]] = field(default_factory=dict)
+    added_columns: dict[Output, list[str]] = field(default_factory=dict)
+    archives: list[dict] = field(default_factory=list)
+    bad_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def all_files(self) -> list[tuple[Output, DataFile]]:
+        """Every file written, with its output."""
+        return [(output, f) for output, files in self.files.items() for f in files]
 
 
 def bronze_row_schema(feed: Feed, table: str) -> pa.Schema:
@@ -94,43 +92,129 @@ def quarantine_row_schema() -> pa.Schema:
     )
 
 
-def envelope_schema(feed: Feed) -> pa.Schema:
-    """Arrow schema of the envelope rows for `feed`."""
-    fields = [pa.field(KIND, pa.string()), pa.field(TABLE, pa.string())]
-    fields.append(pa.field(ARCHIVE, pa.struct(list(ARCHIVE_SCHEMA))))
-    fields.append(pa.field(BAD, pa.struct(list(quarantine_row_schema()))))
-    for table in feed.tables:
-        struct = pa.struct(list(bronze_row_schema(feed, table.name)))
-        fields.append(pa.field(table_column(table.name), struct))
-    return pa.schema(fields)
+def load_batch(
+    spark: SparkSession, spec: BatchSpec, writes: Mapping[Output, WriteSpec]
+) -> BatchOutcome:
+    """Read every archive of the batch on executors and write `writes` (per layer and table).
 
-
-def parse_batch(spark: SparkSession, spec: BatchSpec) -> DataFrame:
-    """The batch's envelope DataFrame, persisted so each table's write reuses one parse."""
-    slots = max(1, min(len(spec.archives), spark.sparkContext.defaultParallelism * 2))
+    The files are written but not committed: the caller commits them (or discards them). A
+    failing task deletes the files it wrote before the error propagates.
+    """
+    tasks = max(1, min(len(spec.archives), spark.sparkContext.defaultParallelism * 2))
     # Largest first, dealt round-robin, so no task gets all the big archives.
     ordered = sorted(range(len(spec.archives)), key=lambda i: -spec.archives[i].size)
-    rows = [(index, position % slots) for position, index in enumerate(ordered)]
-    paths = spark.createDataFrame(rows, "archive int, slot int").repartition(slots, "slot")
-    schema = from_arrow_schema(envelope_schema(spec.feed))
-    parsed = paths.mapInArrow(_parser(spec), schema)
-    return parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    shares = [ordered[task::tasks] for task in range(tasks)]
+    # One id per partition: task k reads shares[k].
+    ids = spark.range(0, tasks, numPartitions=tasks)
+    rows = ids.mapInArrow(_task(spec, shares, dict(writes)), _RESULT_SCHEMA).collect()
+    return _outcome(rows)
 
 
-def _parser(spec: BatchSpec) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    envelope = envelope_schema(spec.feed)
+def _task(
+    spec: BatchSpec, shares: list[list[int]], writes: dict[Output, WriteSpec]
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        sink = _Sink(spec.feed, writes)
+        summaries: list[str] = []
+        try:
+            for batch in batches:
+                for task in batch.column(0).to_pylist():
+                    for index in shares[task]:
+                        summaries.append(_load_archive(spec, spec.archives[index], sink))
+            found = sink.close()
+        except BaseException:
+            sink.abandon()
+            raise
+        results = [("archive", None, None, s) for s in summaries]
+        results += [("file", layer, tbl, json.dumps(asdict(f))) for (layer, tbl), f in found]
+        results += [("column", layer, tbl, name) for (layer, tbl), name in sink.added()]
+        columns = [pa.array(list(c), pa.string()) for c in zip(*results, strict=True)]
+        yield pa.RecordBatch.from_arrays(columns or [pa.array([], pa.string())] * 4,
+                                         names=list(_RESULT_FIELDS))
 
-    def parse(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for index in batch.column("archive").to_pylist():
-                yield from _archive_rows(spec, spec.archives[index], envelope)
-
-    return parse
+    return run
 
 
-def _archive_rows(
-    spec: BatchSpec, archive: BatchArchive, envelope: pa.Schema
-) -> Iterator[pa.RecordBatch]:
+class _Sink:
+    """Per output: rows buffered into large row groups, then written by a TableWriter.
+
+    Tables with `schema_evolution: add_columns` take new columns: the writer's open files are
+    finished and later files carry the wider schema, which the commit adds to the table.
+    """
+
+    def __init__(self, feed: Feed, writes: dict[Output, WriteSpec]) -> None:
+        self.specs = dict(writes)
+        self.evolving = {
+            output for output in writes
+            if output[0] == "bronze" and _evolves(feed, output[1])
+        }
+        self.writers: dict[Output, list[TableWriter]] = {o: [] for o in writes}
+        self.buffers: dict[Output, list[pa.Table]] = {o: [] for o in writes}
+        self.buffered: Counter[Output] = Counter()
+        self.new_columns: dict[Output, list[str]] = {o: [] for o in writes}
+
+    def add(self, output: Output, rows: pa.Table) -> None:
+        spec = self.specs[output]
+        extra = [f.name for f in rows.schema if spec.schema.get_field_index(f.name) < 0]
+        if extra and output in self.evolving:
+            self._flush(output)
+            wider = spec.schema
+            for name in extra:
+                wider = wider.append(pa.field(name, pa.string()))
+                self.new_columns[output].append(name)
+            self.specs[output] = spec = replace(spec, schema=wider)
+            self.writers[output].append(TableWriter(spec))
+        self.buffers[output].append(align_batch(rows, spec.schema, table=spec.table))
+        self.buffered[output] += rows.num_rows
+        if self.buffered[output] >= FLUSH_ROWS:
+            self._flush(output)
+
+    def _flush(self, output: Output) -> None:
+        if not self.buffers[output]:
+            return
+        if not self.writers[output]:
+            self.writers[output].append(TableWriter(self.specs[output]))
+        self.writers[output][-1].write(pa.concat_tables(self.buffers[output]))
+        self.buffers[output] = []
+        self.buffered[output] = 0
+
+    def close(self) -> list[tuple[Output, DataFile]]:
+        for output in self.specs:
+            self._flush(output)
+        return [(o, f) for o, writers in self.writers.items() for w in writers for f in w.close()]
+
+    def added(self) -> list[tuple[Output, str]]:
+        return [(o, name) for o, names in self.new_columns.items() for name in names]
+
+    def abandon(self) -> None:
+        for writers in self.writers.values():
+            for writer in writers:
+                writer.abandon()
+
+
+def _evolves(feed: Feed, table: str) -> bool:
+    found = feed.table(table)
+    return found is not None and found.schema_evolution == "add_columns"
+
+
+def _outcome(rows: list) -> BatchOutcome:
+    outcome = BatchOutcome()
+    for row in rows:
+        if row.kind == "archive":
+            summary = json.loads(row.payload)
+            for table, reasons in summary.pop("bad_by_table").items():
+                outcome.bad_reasons.update({(table, r): n for r, n in reasons.items()})
+            outcome.archives.append(summary)
+        elif row.kind == "file":
+            outcome.files.setdefault((row.layer, row.tbl), []).append(
+                DataFile(**json.loads(row.payload)))
+        else:
+            outcome.added_columns.setdefault((row.layer, row.tbl), []).append(row.payload)
+    return outcome
+
+
+def _load_archive(spec: BatchSpec, archive: BatchArchive, sink: _Sink) -> str:
+    """Read one archive into the sink; returns its summary as JSON."""
     data = _fetch(spec.landing_root, archive.path)
     if data is None:
         sha256 = ""
@@ -143,12 +227,11 @@ def _archive_rows(
     lineage = _lineage(spec, archive, sha256)
     for name, rows in result.tables.items():
         if rows.good.num_rows:
-            yield _wrap(envelope, "good", name, table_column(name), _with(rows.good, lineage))
+            sink.add(("bronze", name), _with(rows.good, lineage))
         if rows.bad.num_rows:
             bad = _with(rows.bad, lineage | {"_table": (pa.string(), name)})
-            yield _wrap(envelope, "bad", name, BAD, bad)
-    summary = _summary(archive, len(data) if data is not None else 0, sha256, result)
-    yield _wrap(envelope, "archive", None, ARCHIVE, summary)
+            sink.add(("quarantine", name), bad)
+    return json.dumps(_summary(archive, len(data) if data is not None else 0, sha256, result))
 
 
 def _fetch(root: str, path: str) -> bytes | None:
@@ -188,13 +271,14 @@ def _with(rows: pa.Table, columns: dict[str, tuple]) -> pa.Table:
     return rows
 
 
-def _summary(archive: BatchArchive, size: int, sha256: str, result: ArchiveResult) -> pa.Table:
-    reasons = Counter(
-        reason
-        for rows in result.tables.values()
-        for reason in rows.bad.column("_reason").to_pylist()
-    )
-    row = {
+def _summary(archive: BatchArchive, size: int, sha256: str, result: ArchiveResult) -> dict:
+    by_table = {
+        name: Counter(rows.bad.column("_reason").to_pylist())
+        for name, rows in result.tables.items()
+        if rows.bad.num_rows
+    }
+    reasons = sum(by_table.values(), Counter())
+    return {
         "path": archive.path,
         "size": size,
         "sha256": sha256,
@@ -209,25 +293,5 @@ def _summary(archive: BatchArchive, size: int, sha256: str, result: ArchiveResul
         "bad_rows": result.bad_rows,
         "rows_by_table": json.dumps({n: r.good.num_rows for n, r in result.tables.items()}),
         "bad_by_reason": json.dumps(dict(reasons)),
+        "bad_by_table": {n: dict(c) for n, c in by_table.items()},
     }
-    return pa.Table.from_pylist([row], schema=ARCHIVE_SCHEMA)
-
-
-def _wrap(
-    envelope: pa.Schema, kind: str, table: str | None, column: str, rows: pa.Table
-) -> pa.RecordBatch:
-    """Envelope rows carrying `rows` in struct `column`; the other structs are null."""
-    count = rows.num_rows
-    arrays = []
-    for field in envelope:
-        if field.name == KIND:
-            arrays.append(pa.array([kind] * count, pa.string()))
-        elif field.name == TABLE:
-            arrays.append(pa.array([table] * count, pa.string()))
-        elif field.name == column:
-            target = rows.select([f.name for f in field.type]).cast(pa.schema(list(field.type)))
-            children = [c.combine_chunks() for c in target.columns]
-            arrays.append(pa.StructArray.from_arrays(children, fields=list(field.type)))
-        else:
-            arrays.append(pa.nulls(count, field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=envelope)

@@ -63,31 +63,63 @@ def write_batches(batches: Iterable[pa.RecordBatch], spec: WriteSpec) -> list[Da
     Raises DeltaSchemaError if a batch has a column the table lacks or a type it cannot take,
     DeltaPredicateError if a row falls outside the replaceWhere slice.
     """
-    fs, root = data_filesystem(spec.uri, spec.options)
-    open_files: dict[tuple[str | None, ...], _OpenFile] = {}
-    done: list[DataFile] = []
+    writer = TableWriter(spec)
     try:
         for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            data = align_batch(batch, spec.schema, table=spec.table)
-            _check_slice(data, spec)
-            for key, part in _split_partitions(data, spec.partition_by):
-                current = open_files.get(key)
-                if current is None:
-                    current = open_files[key] = _OpenFile(fs, root, spec, key)
-                current.write(part)
-                if current.rows >= spec.max_rows_per_file:
-                    done.append(open_files.pop(key).close())
-        done.extend(f.close() for f in open_files.values())
+            writer.write(batch)
     except BaseException:
-        for f in open_files.values():
-            f.abandon()
+        writer.abandon()
         raise
-    return done
+    return writer.close()
 
 
-def align_batch(batch: pa.RecordBatch, schema: pa.Schema, *, table: str) -> pa.Table:
+class TableWriter:
+    """Parquet files of one table written incrementally: one open file per partition value.
+
+    `write` takes Arrow batches or tables (errors as `write_batches`); `close` returns the
+    files; `abandon` deletes them when they will never be committed.
+    """
+
+    def __init__(self, spec: WriteSpec) -> None:
+        self.spec = spec
+        self.fs, self.root = data_filesystem(spec.uri, spec.options)
+        self.open_files: dict[tuple[str | None, ...], _OpenFile] = {}
+        self.done: list[DataFile] = []
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Append `batch` to the files of its partitions."""
+        if batch.num_rows == 0:
+            return
+        data = align_batch(batch, self.spec.schema, table=self.spec.table)
+        _check_slice(data, self.spec)
+        for key, part in _split_partitions(data, self.spec.partition_by):
+            current = self.open_files.get(key)
+            if current is None:
+                current = self.open_files[key] = _OpenFile(self.fs, self.root, self.spec, key)
+            current.write(part)
+            if current.rows >= self.spec.max_rows_per_file:
+                self.done.append(self.open_files.pop(key).close())
+
+    def close(self) -> list[DataFile]:
+        """Finish every open file; returns all files written."""
+        self.done.extend(f.close() for f in self.open_files.values())
+        self.open_files.clear()
+        return self.done
+
+    def abandon(self) -> None:
+        """Delete every file written so far, open or finished."""
+        for f in self.open_files.values():
+            f.abandon()
+        self.open_files.clear()
+        for f in self.done:
+            try:
+                self.fs.delete_file(join_path(self.root, f.path))
+            except FileNotFoundError:
+                continue
+        self.done.clear()
+
+
+def align_batch(batch: pa.RecordBatch | pa.Table, schema: pa.Schema, *, table: str) -> pa.Table:
     """`batch` with the columns and types of `schema`: missing columns become nulls.
 
     Raises DeltaSchemaError naming the table and column for an extra column or a bad type.

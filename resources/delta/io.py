@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import pyarrow as pa
 from dagster import AssetKey, ConfigurableResource
 from dagster_deltalake import S3Config
 from pydantic import Field
@@ -23,6 +24,8 @@ from pyspark.sql import Column, DataFrame
 
 from resources.delta import maintenance, tables
 from resources.delta.changes import Scd2
+from resources.delta.commit import CommitPlan
+from resources.delta.files import DataFile
 from resources.delta.merge import SMALL_TABLE_BYTES, MergeResult, merge_into
 from resources.delta.predicate import PredicateSpec
 from resources.delta.snapshot import open_table, table_exists
@@ -70,6 +73,24 @@ class DeltaLake(ConfigurableResource):
         return tables.write(df, self.ref(table), mode=mode, replace_where=replace_where,
                             partition_by=partition_by, evolve_schema=evolve_schema,
                             app_txn=app_txn)
+
+    def plan_files(
+        self,
+        table: TableName,
+        schema: pa.Schema,
+        *,
+        mode: Literal["append", "overwrite"] = "append",
+        replace_where: PredicateSpec = None,
+        partition_by: Sequence[str] | None = None,
+        app_txn: tuple[str, int] | None = None,
+    ) -> CommitPlan:
+        """Plan a write whose Spark tasks write their own files; see `tables.plan_files`."""
+        return tables.plan_files(self.ref(table), schema, mode=mode, replace_where=replace_where,
+                                 partition_by=partition_by, app_txn=app_txn)
+
+    def commit_files(self, plan: CommitPlan, files: Sequence[DataFile]) -> WriteResult:
+        """Commit files written for `plan` in one transaction; see `tables.commit_files`."""
+        return tables.commit_files(plan, files)
 
     def read(
         self,

@@ -106,7 +106,11 @@ def plan_write(opts: SourceOptions, schema: StructType, overwrite: bool) -> Comm
 
     Raises DeltaSchemaError, DeltaPredicateError or NotADeltaTableError naming the table.
     """
-    incoming = spark_to_arrow(schema)
+    return plan_arrow_write(opts, spark_to_arrow(schema), overwrite)
+
+
+def plan_arrow_write(opts: SourceOptions, incoming: pa.Schema, overwrite: bool) -> CommitPlan:
+    """`plan_write` for rows with Arrow schema `incoming` (as Spark would write them)."""
     if table_exists(opts.uri, options=opts.storage):
         delta = open_table(opts.uri, options=opts.storage, table=opts.table)
         partition_by = tuple(delta.metadata().partition_columns)

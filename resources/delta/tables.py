@@ -18,16 +18,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import pyarrow as pa
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from lake_assets import errors
-from resources.delta.commit import find_commit
-from resources.delta.options import STORAGE_PREFIX
+from resources.delta.commit import CommitPlan, commit, find_commit
+from resources.delta.files import DataFile
+from resources.delta.options import STORAGE_PREFIX, SourceOptions, plan_arrow_write
 from resources.delta.predicate import PredicateSpec, parse_predicate, to_json
 from resources.delta.reader import ReadSpec, output_schema
-from resources.delta.schema import arrow_to_spark
+from resources.delta.schema import arrow_to_spark, spark_to_arrow
 from resources.delta.snapshot import arrow_schema, open_table, table_exists
 from resources.delta.source import FORMAT, DeltaRsDataSource
 
@@ -104,7 +107,60 @@ def write(
     if app_txn and _already_written(ref, app_txn):
         return WriteResult(ref.name, ref.uri, None, skipped=True)
     write_id = str(uuid.uuid4())
-    opts = ref.source_options() | {"writeId": write_id} | dict(extra or {})
+    opts = _write_options(ref, write_id, replace_where=replace_where, partition_by=partition_by,
+                          evolve_schema=evolve_schema, app_txn=app_txn) | dict(extra or {})
+    register(df.sparkSession)
+    _activate(df.sparkSession)
+    with lake_errors():
+        df.write.format(FORMAT).mode(mode).options(**opts).save(ref.uri)
+    return _result(ref, write_id)
+
+
+def plan_files(
+    ref: TableRef,
+    schema: pa.Schema,
+    *,
+    mode: Literal["append", "overwrite"] = "append",
+    replace_where: PredicateSpec = None,
+    partition_by: Sequence[str] | None = None,
+    app_txn: tuple[str, int] | None = None,
+) -> CommitPlan:
+    """The plan for a write whose files tasks produce themselves with `files.TableWriter`.
+
+    For Spark tasks that build Arrow rows and write them in the same pass: they write
+    `plan.spec` and return only `DataFile`s, which `commit_files` commits on the driver. The
+    schema is normalised through Spark's types, so the table matches a `write` of the same rows.
+    Raises as `write`.
+    """
+    opts = _write_options(ref, str(uuid.uuid4()), replace_where=replace_where,
+                          partition_by=partition_by, evolve_schema=False, app_txn=app_txn)
+    incoming = spark_to_arrow(from_arrow_schema(schema))
+    with lake_errors():
+        return plan_arrow_write(SourceOptions.parse(opts | {"path": ref.uri}), incoming,
+                                mode == "overwrite")
+
+
+def commit_files(plan: CommitPlan, files: Sequence[DataFile]) -> WriteResult:
+    """Commit the files written for `plan` in one transaction (deleted if it cannot commit)."""
+    spec = plan.spec
+    with lake_errors():
+        version = commit(plan, files)
+    if version is None:
+        return WriteResult(spec.table, spec.uri, None, skipped=True)
+    return WriteResult(spec.table, spec.uri, version, rows=sum(f.num_records for f in files),
+                       files=len(files))
+
+
+def _write_options(
+    ref: TableRef,
+    write_id: str,
+    *,
+    replace_where: PredicateSpec,
+    partition_by: Sequence[str] | None,
+    evolve_schema: bool,
+    app_txn: tuple[str, int] | None,
+) -> dict[str, str]:
+    opts = ref.source_options() | {"writeId": write_id}
     if replace_where is not None:
         opts["replaceWhere"] = to_json(parse_predicate(replace_where))
     if partition_by:
@@ -113,11 +169,7 @@ def write(
         opts["mergeSchema"] = "true"
     if app_txn:
         opts |= {"txnAppId": app_txn[0], "txnVersion": str(app_txn[1])}
-    register(df.sparkSession)
-    _activate(df.sparkSession)
-    with lake_errors():
-        df.write.format(FORMAT).mode(mode).options(**opts).save(ref.uri)
-    return _result(ref, write_id)
+    return opts
 
 
 def _activate(spark: SparkSession) -> None:
