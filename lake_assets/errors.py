@@ -56,7 +56,7 @@ class DeltaSchemaError(DeltaStorageError):
 
 
 class DeltaPredicateError(DeltaStorageError):
-    """A predicate names an unknown column, uses an unsupported operator, or rows fall outside it."""
+    """A predicate names an unknown column or an unsupported operator, or rows fall outside it."""
 
 
 class DeltaConflictError(DeltaStorageError):
@@ -132,3 +132,7 @@ class LakeQueryError(LakehouseError):
 class ProjectionError(LakehouseError):
     """A projection cannot be computed: an input table is missing or its SQL lacks the
     partition column; names the projection and its SQL file."""
+
+
+class BronzeRunError(LakehouseError):
+    """A bronze run was asked for partitions it cannot load together; names the feed."""

@@ -7,7 +7,7 @@ records an archive twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import pyarrow as pa
@@ -93,14 +93,14 @@ class Manifest:
         return True
 
     def replace_slice(
-        self, feed: str, date: str, facility: str | None, rows: Iterable[ManifestRow]
+        self, feed: str, date: str, facilities: Sequence[str] | None, rows: Iterable[ManifestRow]
     ) -> None:
-        """Replace the manifest rows of one arrival date (and facility) after a day re-run."""
+        """Replace the manifest rows of one arrival date (and facilities) after a re-run."""
         data = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
-        # Values are a validated feed name, an ISO date and a facility id from the landing path.
+        # Values are a validated feed name, an ISO date and facility ids from landing paths.
         predicate = f"feed = '{feed}' AND arrival_date = '{date}'"
-        if facility is not None:
-            predicate += f" AND facility = '{facility}'"
+        if facilities is not None:
+            predicate += f" AND facility IN ({', '.join(repr(str(f)) for f in facilities)})"
         write_deltalake(
             self.uri,
             data,

@@ -83,12 +83,11 @@ class FeedCursor:
 
 @dataclass(frozen=True)
 class Batch:
-    """Archives of one arrival date (and facility, where partitioned) processed by one run."""
+    """Archives of one arrival date processed by one run, from one or more facilities."""
 
     batch_id: str
     feed: str
     arrival_date: str
-    facility: str | None
     archives: tuple[LandedArchive, ...]
 
     @property
@@ -96,30 +95,29 @@ class Batch:
         """Total compressed size of the batch."""
         return sum(a.size for a in self.archives)
 
+    @property
+    def facilities(self) -> tuple[str, ...]:
+        """The facilities that sent the batch's archives, sorted."""
+        return tuple(sorted({a.facility for a in self.archives}))
+
 
 def plan_batches(feed: Feed, archives: list[LandedArchive], *, first_number: int) -> list[Batch]:
     """Group `archives` into batches within the feed's limits, numbered from `first_number`.
 
-    Batches never mix arrival dates, nor facilities when the feed is facility-partitioned.
+    Batches never mix arrival dates. Facility-partitioned feeds batch across facilities too:
+    one run per facility would cost a run's start-up for every hourly archive.
     """
-    by_slice: dict[tuple[str, str | None], list[LandedArchive]] = {}
-    per_facility = feed.partitions == ("date", "facility")
+    by_date: dict[str, list[LandedArchive]] = {}
     for archive in sorted(archives):
-        key = (archive.arrival_date, archive.facility if per_facility else None)
-        by_slice.setdefault(key, []).append(archive)
+        by_date.setdefault(archive.arrival_date, []).append(archive)
     batches: list[Batch] = []
     number = first_number
-    for (date, facility), members in sorted(by_slice.items(), key=_slice_order):
+    for date, members in sorted(by_date.items()):
         for chunk in _chunks(members, feed.batch.max_archives, feed.batch.max_bytes):
             batch_id = f"{date.replace('-', '')}-{number:07d}"
-            batches.append(Batch(batch_id, feed.name, date, facility, tuple(chunk)))
+            batches.append(Batch(batch_id, feed.name, date, tuple(chunk)))
             number += 1
     return batches
-
-
-def _slice_order(item: tuple[tuple[str, str | None], list[LandedArchive]]) -> tuple[str, str]:
-    (date, facility), _ = item
-    return date, facility or ""
 
 
 def _chunks(

@@ -10,6 +10,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from lake_assets.catalog.models import Feed
+from lake_assets.errors import BronzeRunError
 from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
 from lake_assets.factory.report import BatchReport, manifest_rows
 from lake_assets.factory.specs import bronze_key, build_bronze_specs
@@ -66,8 +67,11 @@ def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
 def ingest(
     context: dg.AssetExecutionContext, feed: Feed, config: BronzeBatch, lake: DeltaLake
 ) -> Iterator[dg.MaterializeResult]:
-    """Load the run's batch (or its whole partition) into bronze, quarantine and the manifest."""
-    date, facility = split_partition_key(feed, context.partition_key)
+    """Load the run's batch (or its whole partition) into bronze, quarantine and the manifest.
+
+    A run covers one arrival date; for a facility-partitioned feed, a range of facilities.
+    """
+    date, facilities = _run_partitions(context, feed)
     zone = open_landing(landing_root())
     rerun = not config.archives
     batch_id = config.batch_id or f"{date.replace('-', '')}-rerun-{context.run.run_id[:8]}"
@@ -76,37 +80,53 @@ def ingest(
         context.log.info(f"batch {batch_id} of {feed.name} is already loaded; nothing to do")
         yield from _unchanged(feed, batch_id)
         return
-    archives = _batch_archives(zone, feed, config, date=date, facility=facility)
+    archives = _batch_archives(zone, feed, config, date=date, facilities=facilities)
     context.log.info(f"{feed.name} batch {batch_id}: {len(archives)} archives for {date}")
     started = time.monotonic()
     report = _load(context, feed, lake, zone, archives, batch_id=batch_id, rerun=rerun,
-                   slice_=_slice(date, facility))
+                   slice_=_slice(date, facilities))
     rows = manifest_rows(feed, batch_id, report.archives, ingested_at=report.ingested_at)
     if rerun:
-        manifest.replace_slice(feed.name, date, facility, rows)
+        manifest.replace_slice(feed.name, date, facilities, rows)
     else:
         manifest.record(feed.name, batch_id, rows)
     yield from report.results(feed, seconds=time.monotonic() - started)
 
 
-def _slice(date: str, facility: str | None) -> dict[str, str]:
-    where = {ARRIVAL: date}
-    if facility is not None:
-        where["_facility_id"] = facility
+def _run_partitions(
+    context: dg.AssetExecutionContext, feed: Feed
+) -> tuple[str, list[str] | None]:
+    """The run's arrival date, and its facilities (None for a feed not split by facility)."""
+    found = [split_partition_key(feed, key) for key in context.partition_keys]
+    dates = sorted({date for date, _ in found})
+    if len(dates) != 1:
+        raise BronzeRunError(
+            f"feed {feed.name}: a bronze run loads one arrival date, this one spans "
+            f"{dates[0]}..{dates[-1]}; run each day on its own"
+        )
+    facilities = [f for _, f in found if f is not None]
+    return dates[0], facilities if feed.partitions == ("date", "facility") else None
+
+
+def _slice(date: str, facilities: list[str] | None) -> list[tuple]:
+    where: list[tuple] = [(ARRIVAL, "=", date)]
+    if facilities is not None:
+        where.append(("_facility_id", "in", tuple(facilities)))
     return where
 
 
 def _batch_archives(
-    zone: LandingZone, feed: Feed, config: BronzeBatch, *, date: str, facility: str | None
+    zone: LandingZone, feed: Feed, config: BronzeBatch, *, date: str,
+    facilities: list[str] | None,
 ) -> list[BatchArchive]:
     if config.archives:
         located = [(path, locate(feed, path)) for path in config.archives]
         return [BatchArchive(path, 0, loc[2], loc[0]) for path, loc in located]
-    landed = zone.archives(feed, date)
+    wanted = set(facilities) if facilities is not None else None
     return [
         BatchArchive(a.path, a.size, a.facility, a.arrival_date)
-        for a in landed
-        if facility is None or a.facility == facility
+        for a in zone.archives(feed, date)
+        if wanted is None or a.facility in wanted
     ]
 
 
@@ -119,7 +139,7 @@ def _load(
     *,
     batch_id: str,
     rerun: bool,
-    slice_: dict[str, str],
+    slice_: list[tuple],
 ) -> BatchReport:
     now = datetime.now(UTC)
     secret = feed.archive.password_secret
@@ -155,7 +175,7 @@ def _load(
 
 
 def _plans(
-    feed: Feed, lake: DeltaLake, *, batch_id: str, rerun: bool, slice_: dict[str, str]
+    feed: Feed, lake: DeltaLake, *, batch_id: str, rerun: bool, slice_: list[tuple]
 ) -> dict[tuple[str, str], CommitPlan]:
     """One commit plan per (layer, table): appended under the batch's app transaction, or (a
     re-run) replacing the partition's slice."""

@@ -9,6 +9,10 @@ from lake_assets.catalog.models import Feed
 # The first arrival date the lake accepts; older archives are late data for this date's slice.
 START_DATE = "2026-01-01"
 
+# Run tags with which Dagster runs one run over a range of partitions.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 # end_offset=1: today's partition exists, since archives arriving today belong to it.
 DAILY = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from lake_assets.catalog.models import Feed
 from lake_assets.factory.batching import Batch, FeedCursor, plan_batches
-from lake_assets.factory.partitions import facility_partitions_name, partition_key
+from lake_assets.factory.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    facility_partitions_name,
+    partition_key,
+)
 from lake_assets.settings import landing_root
 from resources.landing import LandedArchive, LandingZone, open_landing
 
@@ -73,30 +79,60 @@ def build_feed_sensor(
             datetime.now(UTC),
             incomplete={f"{a.arrival_date}/{a.arrival_hour}" for b in left for a in b.archives},
         )
+        facilities = _facility_order(context, feed, chosen)
         return dg.SensorResult(
-            run_requests=[_run_request(feed, op_name, b) for b in chosen],
-            dynamic_partitions_requests=_new_facilities(context, feed, chosen),
+            run_requests=[_run_request(feed, op_name, b, facilities) for b in chosen],
+            dynamic_partitions_requests=facilities.requests,
             cursor=cursor.serialize(),
         )
 
     return _sensor
 
 
-def _run_request(feed: Feed, op_name: str, batch: Batch) -> dg.RunRequest:
+@dataclass
+class FacilityOrder:
+    """A facility-partitioned feed's facilities in registration order, and those to register."""
+
+    position: dict[str, int] = field(default_factory=dict)
+    requests: list[dg.AddDynamicPartitionsRequest] = field(default_factory=list)
+
+
+def _facility_order(
+    context: dg.SensorEvaluationContext, feed: Feed, batches: list[Batch]
+) -> FacilityOrder:
+    if feed.partitions != ("date", "facility"):
+        return FacilityOrder()
+    name = facility_partitions_name(feed)
+    registered = list(context.instance.get_dynamic_partitions(name))
+    known = set(registered)
+    fresh = sorted({f for b in batches for f in b.facilities if f not in known})
+    order = FacilityOrder({f: i for i, f in enumerate([*registered, *fresh])})
+    if fresh:
+        order.requests.append(dg.AddDynamicPartitionsRequest(name, fresh))
+    return order
+
+
+def _run_request(
+    feed: Feed, op_name: str, batch: Batch, facilities: FacilityOrder
+) -> dg.RunRequest:
+    """One run per batch. A batch from several facilities of a facility-partitioned feed runs
+    over the range of facility partitions from its first to its last in registration order;
+    facilities in between that sent nothing are materialized with no new rows."""
+    tags = {"lake/feed": feed.name, "lake/batch": batch.batch_id}
+    key: str | dg.MultiPartitionKey | None = None
+    if feed.partitions != ("date", "facility"):
+        key = partition_key(feed, date=batch.arrival_date, facility=None)
+    else:
+        ranked = sorted(batch.facilities, key=facilities.position.__getitem__)
+        first, last = (partition_key(feed, date=batch.arrival_date, facility=f)
+                       for f in (ranked[0], ranked[-1]))
+        if first == last:
+            key = first
+        else:
+            tags |= {RANGE_START_TAG: str(first), RANGE_END_TAG: str(last)}
     return dg.RunRequest(
         run_key=f"{feed.name}:{batch.batch_id}",
-        partition_key=partition_key(feed, date=batch.arrival_date, facility=batch.facility),
+        partition_key=key,
         run_config=batch_run_config(op_name, batch),
-        tags={"lake/feed": feed.name, "lake/batch": batch.batch_id},
+        tags=tags,
     )
-
-
-def _new_facilities(
-    context: dg.SensorEvaluationContext, feed: Feed, batches: list[Batch]
-) -> list[dg.AddDynamicPartitionsRequest]:
-    if feed.partitions != ("date", "facility"):
-        return []
-    name = facility_partitions_name(feed)
-    registered = set(context.instance.get_dynamic_partitions(name))
-    fresh = sorted({b.facility for b in batches if b.facility and b.facility not in registered})
-    return [dg.AddDynamicPartitionsRequest(name, fresh)] if fresh else []

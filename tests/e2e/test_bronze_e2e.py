@@ -122,6 +122,12 @@ def test_landing_to_bronze_exactly_once(
     lab_asset = next(a for a, r in runs if r is day)
     rerun = dg.RunRequest(partition_key=day.partition_key, run_config={})
     assert execute(defs, instance, lab_asset, rerun).success
+    # The census runs cover ranges of facility partitions; re-run one range from scratch.
+    census_asset, census = next((a, r) for a, r in runs if r.tags["lake/feed"] == "bed_census")
+    span = {k: v for k, v in census.tags.items() if k.startswith("dagster/")}
+    assert span, "ten facilities' census archives should form one range run"
+    rerun = dg.RunRequest(partition_key=census.partition_key, run_config={}, tags=span)
+    assert execute(defs, instance, census_asset, rerun).success
     assert +bronze_counts(catalog, lake) == expected
     assert_archives_match_truth(lake, truth)
 

@@ -64,7 +64,7 @@ def landed(spark, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
         automation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert automation.total_requested == 0  # nothing landed yet
         for asset, request in tick_feed_sensors(defs, instance):
-            run(defs, instance, [asset], request.partition_key, request.run_config)
+            run(defs, instance, [asset], request.partition_key, request.run_config, request.tags)
         # One tick requests silver and the gold built from it together; one run per day.
         automation = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=automation.cursor)
@@ -102,9 +102,9 @@ def materialize_requested(defs: dg.Definitions, instance: dg.DagsterInstance,
 
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, assets: list, partition: object,
-        run_config: dict | None = None) -> None:
+        run_config: dict | None = None, tags: dict | None = None) -> None:
     result = dg.materialize(assets, instance=instance, resources=defs.resources,
-                            partition_key=partition, run_config=run_config or {})
+                            partition_key=partition, run_config=run_config or {}, tags=tags)
     assert result.success
 
 

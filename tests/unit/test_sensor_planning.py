@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.factory.batching import FeedCursor, plan_batches
-from lake_assets.factory.sensors import new_archives
+from lake_assets.factory.bronze import build_bronze_assets
+from lake_assets.factory.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    facility_partitions_name,
+)
+from lake_assets.factory.sensors import build_feed_sensor, new_archives
 from resources.landing import LandingPathError, locate, open_landing
 from tests.conftest import METADATA
 
@@ -71,12 +78,16 @@ def test_batches_respect_limits_and_never_mix_dates(tmp_path: Path) -> None:
     assert sizes == [2, 2, 1, 1]
 
 
-def test_facility_partitioned_feed_batches_per_facility(tmp_path: Path) -> None:
+def test_facility_partitioned_feed_batches_across_facilities(tmp_path: Path) -> None:
     land(tmp_path, "bed_census", "2026-11-20", "08", "FAC00001", "a.zip", 10)
     land(tmp_path, "bed_census", "2026-11-20", "08", "FAC00002", "b.zip", 10)
-    archives = open_landing(str(tmp_path)).archives(CENSUS, "2026-11-20")
+    land(tmp_path, "bed_census", "2026-11-21", "08", "FAC00002", "c.zip", 10)
+    zone = open_landing(str(tmp_path))
+    archives = zone.archives(CENSUS, "2026-11-20") + zone.archives(CENSUS, "2026-11-21")
     batches = plan_batches(CENSUS, archives, first_number=0)
-    assert [(b.facility, len(b.archives)) for b in batches] == [("FAC00001", 1), ("FAC00002", 1)]
+    assert [(b.arrival_date, b.facilities) for b in batches] == [
+        ("2026-11-20", ("FAC00001", "FAC00002")), ("2026-11-21", ("FAC00002",)),
+    ]
 
 
 def test_cursor_keeps_archives_left_for_a_later_tick(tmp_path: Path) -> None:
@@ -87,3 +98,22 @@ def test_cursor_keeps_archives_left_for_a_later_tick(tmp_path: Path) -> None:
     cursor.seal(datetime(2026, 11, 21, tzinfo=UTC), incomplete={"2026-11-01/03"})
     assert cursor.sealed_before == "2026-11-01/03"
     assert new_archives(zone, LAB, cursor)[0] == found
+
+
+def test_census_sensor_registers_facilities_and_runs_one_range_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land(tmp_path, "bed_census", "2026-11-20", "08", "FAC00001", "a.zip", 10)
+    land(tmp_path, "bed_census", "2026-11-20", "08", "FAC00002", "b.zip", 10)
+    monkeypatch.setenv("LANDING_ROOT", str(tmp_path))
+    bronze = build_bronze_assets(CENSUS, source_file="bed_census.yaml")
+    sensor = build_feed_sensor(CENSUS, bronze, lambda feed, archives: set())
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(facility_partitions_name(CENSUS), ["FAC00009"])
+        result = sensor(dg.build_sensor_context(instance=instance))
+    [request] = result.run_requests
+    assert request.partition_key is None
+    assert request.tags[RANGE_START_TAG] == "2026-11-20|FAC00001"
+    assert request.tags[RANGE_END_TAG] == "2026-11-20|FAC00002"
+    [register] = result.dynamic_partitions_requests
+    assert list(register.partition_keys) == ["FAC00001", "FAC00002"]
