@@ -10,6 +10,8 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -88,7 +90,9 @@ class ColumnChecks(Model):
         if self.regex is not None:
             try:
                 re.compile(self.regex)
-            except re.error as exc:
+                # Checks run the regex with Arrow's RE2, which lacks lookarounds and backrefs.
+                pc.match_substring_regex(pa.array([""]), pattern=self.regex)
+            except (re.error, pa.ArrowInvalid) as exc:
                 raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from exc
         return self
 
@@ -108,6 +112,15 @@ class Column(Model):
     description: str = ""
     phi: PhiTag | None = None
     checks: ColumnChecks = ColumnChecks()
+
+    @model_validator(mode="after")
+    def _checks_fit_type(self) -> Column:
+        if self.checks.range is not None and self.type not in ("integer", "long", "double"):
+            raise ValueError(f"checks.range needs type integer, long or double, not {self.type}")
+        text = [k for k in ("allowed", "regex", "length") if getattr(self.checks, k) is not None]
+        if text and self.type != "string":
+            raise ValueError(f"checks.{text[0]} applies to string columns, not {self.type}")
+        return self
 
     @property
     def source_or_name(self) -> str:

@@ -1,0 +1,125 @@
+"""Checks over Spark DataFrames of data already written or about to be merged.
+
+`tally_frame` is one Spark job: every task runs `evaluate_rows` (Pandera's pandas backend) on
+its Arrow batches and sends one JSON tally row; uniqueness, which no single task can judge, is
+a group-by count of each unique column set in the same job. The driver merges the rows.
+Pure functions of the DataFrames they are given: no session is created here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import reduce
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lake_assets.checks.rows import evaluate_rows
+from lake_assets.checks.rules import Rule, TableRules
+from lake_assets.checks.tally import SAMPLE_SIZE, CheckTally, sample_text
+
+TALLY_SCHEMA = "tally string"
+_COUNT = "_lake_count"
+_FOUND = "_lake_found"
+_VALUE = "_lake_value"
+
+
+def tally_frame(df: DataFrame, rules: TableRules) -> CheckTally:
+    """What `rules` find in `df`, from one Spark job; uniqueness is judged over all of `df`."""
+    wanted = [*rules.columns, rules.facility_column]
+    present = [c for c in dict.fromkeys(wanted) if c in df.columns]
+    row_rules = rules.without_uniqueness()
+    parts = [df.select(*present).mapInArrow(_row_pass(row_rules), TALLY_SCHEMA)]
+    for rule in rules.uniqueness:
+        if all(c in df.columns for c in rule.columns):
+            parts.append(_duplicates(df, rule))
+    rows = reduce(DataFrame.union, parts).collect()
+    return CheckTally.merge_all(CheckTally.from_json(row[0]) for row in rows)
+
+
+def _row_pass(rules: TableRules) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def tally_task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        total = CheckTally()
+        for batch in batches:
+            total = total.merge(evaluate_rows(rules, batch).tally)
+        yield pa.record_batch([pa.array([total.to_json()], pa.string())], names=["tally"])
+
+    return tally_task
+
+
+def _duplicates(df: DataFrame, rule: Rule) -> DataFrame:
+    """One tally row per task: rows beyond the first of each repeated value of `rule.columns`.
+
+    Rows with a null in those columns are not compared, as Pandera does not compare them.
+    """
+    present = reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in rule.columns])
+    repeated = (df.where(present).groupBy(*rule.columns).agg(F.count(F.lit(1)).alias(_COUNT))
+                .where(F.col(_COUNT) > 1))
+
+    def duplicates_task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        extra, samples = 0, {}
+        for batch in batches:
+            extra += pc.sum(pc.subtract(batch.column(_COUNT), 1)).as_py() or 0
+            for row in batch.slice(0, SAMPLE_SIZE).select(list(rule.columns)).to_pylist():
+                parts = (sample_text(row[c], phi=rule.phi) for c in rule.columns)
+                samples.setdefault("|".join(parts))
+        tally = CheckTally(
+            failing={rule.name: extra} if extra else {},
+            failing_by_check={rule.check: extra} if extra else {},
+            samples={rule.name: tuple(samples)[:SAMPLE_SIZE]} if extra else {},
+        )
+        yield pa.record_batch([pa.array([tally.to_json()], pa.string())], names=["tally"])
+
+    return repeated.mapInArrow(duplicates_task, TALLY_SCHEMA)
+
+
+@dataclass(frozen=True)
+class ReferenceCount:
+    """Rows whose `column` holds a value absent from the referenced column, of those checked
+    (non-null); `samples` are masked when the column is PHI-tagged."""
+
+    checked: int
+    missing: int
+    samples: tuple[str, ...]
+
+
+def missing_references(
+    df: DataFrame, target: DataFrame, *, column: str, to_column: str, phi: bool
+) -> ReferenceCount:
+    """Count rows of `df` whose non-null `column` is not a value of `target.to_column`.
+
+    One Spark job: an outer join against the distinct referenced values, counted in one
+    aggregation (the rows a left-anti join would keep are those with no match). Samples are the
+    smallest and largest missing values.
+    """
+    values = df.select(F.col(column).alias(_VALUE)).where(F.col(_VALUE).isNotNull())
+    known = (target.select(F.col(to_column).alias(_VALUE)).where(F.col(_VALUE).isNotNull())
+             .distinct().withColumn(_FOUND, F.lit(True)))
+    joined = values.join(known, on=_VALUE, how="left")
+    missing = F.col(_FOUND).isNull()
+    row = joined.agg(
+        F.count(F.lit(1)).alias("checked"),
+        F.count(F.when(missing, F.lit(1))).alias("missing"),
+        F.min(F.when(missing, F.col(_VALUE))).alias("low"),
+        F.max(F.when(missing, F.col(_VALUE))).alias("high"),
+    ).first()
+    if row is None:
+        return ReferenceCount(0, 0, ())
+    found = [v for v in (row["low"], row["high"]) if v is not None]
+    samples = tuple(dict.fromkeys(sample_text(v, phi=phi) for v in found))
+    return ReferenceCount(checked=row["checked"], missing=row["missing"], samples=samples)
+
+
+def daily_counts(
+    df: DataFrame, *, date_column: str, first: dt.date, last: dt.date
+) -> dict[dt.date, int]:
+    """Rows per day of `date_column` from `first` to `last`, inclusive; days without rows are
+    absent. One Spark job; a Delta table partitioned by `date_column` reads only those days."""
+    day = F.col(date_column)
+    rows = (df.where(day.between(F.lit(first), F.lit(last)))
+            .groupBy(day.alias("day")).count().collect())
+    return {row["day"]: row["count"] for row in rows}

@@ -1,0 +1,119 @@
+"""Row rules evaluated with Pandera on Arrow rows: counts, masked samples, quarantine reasons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from lake_assets.catalog.models import Bounds, Column, ColumnChecks, Table
+from lake_assets.checks import MASK, compile_rules, evaluate_rows
+
+MRN = "MRN88812345"
+LAB = Table(
+    name="lab",
+    keys=("site", "result"),
+    columns=(
+        Column(name="site", nullable=False, checks=ColumnChecks(regex=r"^FAC\d{5}$")),
+        Column(name="result", nullable=False, checks=ColumnChecks(length=Bounds(min=3, max=8))),
+        Column(name="mrn", nullable=False, phi="hash",
+               checks=ColumnChecks(regex=r"^M\d+$", action="fail")),
+        Column(name="status", checks=ColumnChecks(allowed=("P", "F", "C"))),
+        Column(name="value", type="double",
+               checks=ColumnChecks(range=Bounds(min=0, max=100), severity="warn", action="keep")),
+        Column(name="rank", type="integer", checks=ColumnChecks(range=Bounds(min=1))),
+    ),
+)
+
+
+def rows(**columns: list[object]) -> pa.Table:
+    base: dict[str, pa.Array] = {
+        "site": pa.array(["FAC00001", "FAC00001", "FAC00007", "FAC00002"]),
+        "result": pa.array(["R001", "R002", "R003", "R004"]),
+        "mrn": pa.array(["M1", "M2", "M3", "M4"]),
+        "status": pa.array(["P", "F", "C", "P"]),
+        "value": pa.array([1.0, 2.0, 3.0, 4.0]),
+        "rank": pa.array([1, 2, 3, 4], pa.int32()),
+        "_facility_id": pa.array(["FAC00001", "FAC00001", "FAC00007", "FAC00002"]),
+    }
+    base |= {name: pa.array(values) for name, values in columns.items()}
+    return pa.table(base)
+
+
+def test_clean_rows_pass_every_rule() -> None:
+    verdict = evaluate_rows(compile_rules(LAB), rows())
+
+    assert verdict.tally.rows == 4
+    assert verdict.tally.failing == {}
+    assert verdict.reasons.null_count == 4 and verdict.failed == ()
+
+
+def test_counts_samples_and_reasons_per_rule() -> None:
+    data = rows(
+        site=["FAC00001", "FAC00001", "FAC1", "FAC00002"],
+        status=["P", "X", None, "Q"],
+        value=[1.0, 500.0, None, -1.0],
+        result=["R001", "R1", None, "R004"],
+    )
+
+    verdict = evaluate_rows(compile_rules(LAB), data)
+
+    tally = verdict.tally
+    assert tally.failing == {
+        "site.regex": 1, "result.not_null": 1, "result.length": 1, "status.allowed": 2,
+        "value.range": 2,
+    }
+    assert tally.samples["status.allowed"] == ("X", "Q")
+    assert tally.samples["result.not_null"] == ("null",)
+    assert tally.failing_by_check == {
+        "site_valid": 1, "result_valid": 2, "status_valid": 2, "value_valid": 2}
+    assert tally.facilities["status_valid"] == {"FAC00001": 1, "FAC00002": 1}
+    # `value.range` keeps its rows; the others quarantine them, naming every rule broken.
+    assert verdict.reasons.to_pylist() == [
+        None, "result.length, status.allowed", "site.regex, result.not_null", "status.allowed"]
+    assert verdict.failed == ()
+
+
+def test_phi_columns_never_show_their_values() -> None:
+    verdict = evaluate_rows(compile_rules(LAB), rows(mrn=["M1", MRN, "x-9", None]))
+
+    assert verdict.tally.failing == {"mrn.regex": 2, "mrn.not_null": 1}
+    assert verdict.tally.samples["mrn.regex"] == (MASK,)
+    assert MRN not in verdict.tally.to_json() and "x-9" not in verdict.tally.to_json()
+    assert verdict.failed == ("mrn.not_null", "mrn.regex")  # the column's action is fail
+
+
+def test_duplicate_keys_fail_after_the_first_and_nulls_are_not_compared() -> None:
+    data = rows(site=["FAC00001"] * 4, result=["R001", "R001", "R002", "R001"])
+
+    verdict = evaluate_rows(compile_rules(LAB), data)
+
+    assert verdict.tally.failing == {"keys.unique": 2}
+    assert verdict.tally.samples["keys.unique"] == ("FAC00001|R001",)
+    assert verdict.reasons.null_count == 4  # uniqueness keeps rows: silver merges them
+
+
+def test_a_wrong_type_fails_schema_once_and_skips_value_rules() -> None:
+    data = rows(value=["1.0", "oops", None, "4"], rank=[1, 0, 2, 3]).drop_columns(["status"])
+
+    verdict = evaluate_rows(compile_rules(LAB), data)
+
+    assert verdict.tally.failing == {"value.type": 3, "status.type": 4, "rank.range": 1}
+    assert verdict.tally.samples["value.type"] == ("found string",)
+    assert verdict.tally.samples["status.type"] == ("column missing",)
+    assert set(verdict.failed) == {"value.type", "status.type"}
+
+
+def test_integer_widths_and_timestamp_units_conform() -> None:
+    table = Table(name="t", columns=(
+        Column(name="n", type="long", checks=ColumnChecks(range=Bounds(min=0))),
+        Column(name="at", type="timestamp", nullable=False),
+    ))
+    data = pa.table({
+        "n": pa.array([1, -1], pa.int16()),
+        "at": pa.array([datetime(2026, 1, 1, tzinfo=UTC), None], pa.timestamp("ms")),
+    })
+
+    verdict = evaluate_rows(compile_rules(table), data.to_batches()[0])
+
+    assert verdict.tally.failing == {"n.range": 1, "at.not_null": 1}
