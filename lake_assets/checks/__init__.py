@@ -23,9 +23,9 @@ Public API (stable; the bronze asset calls the first four on its executors and d
         PHI-tagged column shows `***`, never its value), failing rows per facility (top 20).
 
     tally_frame(df: DataFrame, rules: TableRules) -> CheckTally
-        One Spark job over data already written: evaluate_rows per Arrow batch on the
-        executors, one JSON row per task; uniqueness over the whole frame by a group-by count
-        in the same job.
+        One Spark action over data already written or about to merge: evaluate_rows per Arrow
+        batch on the executors (mapInArrow), one JSON row per task; uniqueness over the whole
+        frame by a group-by count in the same action.
 
     missing_references(df, target, *, column, to_column, phi) -> ReferenceCount
     daily_counts(df, *, date_column, first, last) -> dict[date, int]

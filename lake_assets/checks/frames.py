@@ -1,8 +1,9 @@
 """Checks over Spark DataFrames of data already written or about to be merged.
 
-`tally_frame` is one Spark job: every task runs `evaluate_rows` (Pandera's pandas backend) on
+`tally_frame` is one Spark action: every task runs `evaluate_rows` (Pandera's pandas backend) on
 its Arrow batches and sends one JSON tally row; uniqueness, which no single task can judge, is
-a group-by count of each unique column set in the same job. The driver merges the rows.
+a group-by count of each unique column set in the same action (adaptive execution runs each
+group-by's shuffle as a job of its own). The driver merges the rows.
 Pure functions of the DataFrames they are given: no session is created here.
 """
 
@@ -29,7 +30,8 @@ _VALUE = "_lake_value"
 
 
 def tally_frame(df: DataFrame, rules: TableRules) -> CheckTally:
-    """What `rules` find in `df`, from one Spark job; uniqueness is judged over all of `df`."""
+    """What `rules` find in `df`: one read of its rows for every row rule, plus one shuffle per
+    uniqueness rule (judged over all of `df`), collected by one Spark action."""
     wanted = [*rules.columns, rules.facility_column]
     present = [c for c in dict.fromkeys(wanted) if c in df.columns]
     row_rules = rules.without_uniqueness()
