@@ -14,6 +14,7 @@ from lake_assets.factory.automation import build_automation_sensor
 from lake_assets.factory.bronze import build_bronze_assets, manifest_of
 from lake_assets.factory.gold import build_gold_assets
 from lake_assets.factory.sensors import build_feed_sensor
+from lake_assets.factory.silence import build_silence_checks, build_silence_schedule
 from lake_assets.factory.silver import build_silver_assets
 from lake_assets.settings import metadata_root
 from resources.alerts import AlertRouter
@@ -23,8 +24,9 @@ from resources.spark import SparkResource
 
 
 def build_definitions(catalog: Catalog) -> dg.Definitions:
-    """Bronze, silver and gold assets; an arrival sensor per feed, the automation sensor that
-    updates silver and gold when their inputs land, the alert router, and shared resources."""
+    """Bronze, silver and gold assets with their checks; an arrival sensor per feed, the
+    automation sensor that updates silver and gold when their inputs land, the facility
+    silence checks and their schedule, the alert router, and shared resources."""
     lake = DeltaLake(spark=SparkResource())
     bronze = {
         feed.name: build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name))
@@ -36,10 +38,12 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
         return manifest_of(lake).known(feed.name, dates, [a.path for a in archives])
 
     assets = [*bronze.values(), *build_silver_assets(catalog), *build_gold_assets(catalog)]
+    silence = build_silence_checks(catalog)
     sensors = [build_feed_sensor(feed, bronze[feed.name], known) for feed in catalog.feeds]
-    sensors += [build_automation_sensor(), build_alert_sensor(catalog, assets)]
+    sensors += [build_automation_sensor(), build_alert_sensor(catalog, [*assets, *silence])]
     return dg.Definitions(
-        assets=assets, sensors=sensors, resources={"lake": lake, "alerts": AlertRouter()},
+        assets=assets, asset_checks=silence, schedules=[build_silence_schedule(silence)],
+        sensors=sensors, resources={"lake": lake, "alerts": AlertRouter()},
         # Every step of a run shares the run's one Spark session instead of starting its own.
         executor=dg.in_process_executor,
     )

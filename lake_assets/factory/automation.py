@@ -7,13 +7,24 @@ import dagster as dg
 SENSOR_NAME = "lake_automation"
 INTERVAL_SECONDS = 30
 
+# A dependency partition whose latest evaluation of a blocking check failed. Dagster stops the
+# rest of a run after a blocking check fails; silver and gold update in later runs, so this
+# keeps them from starting on blocked data. A check never evaluated does not block.
+BLOCKED = dg.AutomationCondition.any_deps_match(
+    dg.AutomationCondition.any_checks_match(
+        dg.AutomationCondition.check_failed(), blocking_only=True
+    ).with_label("a blocking check failed")
+).with_label("a dependency's blocking check failed")
+
 # `eager()` without its latest-time-window and missing-dependency clauses: a day's late
 # arrivals must still reach silver, and a [date, facility] feed always has facilities that
-# sent nothing that day (their bronze partitions stay missing).
+# sent nothing that day (their bronze partitions stay missing). An update that arrives while
+# blocked is not handled, so it is requested once the check passes again.
 DEPENDENTS = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
+    & ~BLOCKED
 ).with_label("any dependency updated")
 
 

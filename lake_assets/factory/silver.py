@@ -3,11 +3,14 @@
 A partition is an arrival date. Its run reads that day's rows from the bronze table of every
 feed declaring the table, prepares them (`ingest.cdc`: typed, masked, one row per key) and
 merges them by the table's CDC mode. Merges keep the newer record whatever the order days run
-in, so materializing a partition again leaves the table as it was.
+in, so materializing a partition again leaves the table as it was. The day's changes are checked
+before they merge (`factory.silver_checks`), and the checks are reported with the run.
 """
 
+import datetime as dt
 import hashlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import reduce
 
@@ -18,9 +21,12 @@ from pyspark.sql import functions as F
 
 from lake_assets.catalog.loader import Catalog
 from lake_assets.catalog.models import Feed, Table
+from lake_assets.checks import daily_counts, history_window
 from lake_assets.errors import MetadataError, MetadataProblem
 from lake_assets.factory.automation import DEPENDENTS
+from lake_assets.factory.checks import table_check_specs
 from lake_assets.factory.partitions import DAILY
+from lake_assets.factory.silver_checks import DayChecks, check_changes, day_results
 from lake_assets.factory.specs import freshness_policy, owner_tags
 from lake_assets.ingest.cdc import (
     ARRIVAL,
@@ -116,9 +122,19 @@ def build_silver_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
     return [_build(source) for source in silver_sources(catalog)]
 
 
+@dataclass(frozen=True)
+class SilverDay:
+    """What a day's run did (materialization metadata) and what its checks found."""
+
+    metadata: dict[str, object]
+    checks: DayChecks
+
+
 def _build(source: SilverSource) -> dg.AssetsDefinition:
+    key = silver_key(source.name)
+
     @dg.asset(
-        key=silver_key(source.name),
+        key=key,
         deps=[dg.AssetDep(["bronze", f.name, source.name], partition_mapping=_mapping(f))
               for f in source.feeds],
         partitions_def=DAILY,
@@ -131,6 +147,7 @@ def _build(source: SilverSource) -> dg.AssetsDefinition:
         freshness_policy=freshness_policy(max(
             (f.freshness for f in source.feeds), key=lambda x: x.fail_after)),
         pool=f"silver_{source.name}",
+        check_specs=table_check_specs(key, source.table, DAILY, layer="silver"),
         tags={"lake/layer": "silver", "lake/table": source.name},
         metadata={
             "dagster/column_schema": silver_schema_metadata(source.table),
@@ -140,33 +157,56 @@ def _build(source: SilverSource) -> dg.AssetsDefinition:
             "lake/cdc": source.table.cdc,
         },
     )
-    def _silver(context: dg.AssetExecutionContext, lake: DeltaLake) -> dg.MaterializeResult:
-        found = update_silver(lake, source, date=context.partition_key)
+    def _silver(
+        context: dg.AssetExecutionContext, lake: DeltaLake
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        day = update_silver(lake, source, date=context.partition_key)
         context.log.info(f"silver.{source.name} from arrivals of {context.partition_key}: "
-                         f"{found}")
-        return dg.MaterializeResult(metadata=found)
+                         f"{day.metadata}")
+        if not day.checks.failed:
+            yield dg.MaterializeResult(
+                metadata=day.metadata | {"check_failing_rows": day.checks.failing_rows})
+        yield from day_results(key, source.table, day.checks,
+                               day=dt.date.fromisoformat(context.partition_key))
+        if day.checks.failed:
+            raise dg.Failure(
+                description=f"silver.{source.name}: rows of {context.partition_key} break "
+                f"{', '.join(day.checks.failed)}, whose action is fail; nothing was merged. "
+                "Fix the source data or the rule in metadata, then re-run the partition.",
+                metadata={name: day.checks.tally.failing[name] for name in day.checks.failed},
+            )
 
     return _silver
 
 
-def update_silver(lake: DeltaLake, source: SilverSource, *, date: str) -> dict[str, object]:
-    """Merge the bronze rows that arrived on `date` into `silver/<table>`.
+def update_silver(lake: DeltaLake, source: SilverSource, *, date: str) -> SilverDay:
+    """Check the bronze rows that arrived on `date`, then merge them into `silver/<table>`,
+    unless a rule whose action is `fail` broke (`SilverDay.checks.failed`).
 
-    Returns materialization metadata: rows read, changes, deletes, and the merge's version and
-    files. Raises SecretNotFoundError without the HMAC key, DeltaStorageError from storage.
+    Returns materialization metadata (rows read, changes, deletes, the merge's version and
+    files) and the checks' findings. Raises SecretNotFoundError without the HMAC key,
+    DeltaStorageError from storage.
     """
-    bronze = _arrivals(lake, source, date=date)
-    if bronze is None:
-        return {"rows_read": 0, "note": "no bronze table holds this table yet"}
     table = source.table
-    changes = prepare(bronze, table, key=get_secret(HMAC_SECRET), reference_year=int(date[:4]))
+    day = dt.date.fromisoformat(date)
+    row_count = table.checks.row_count
+    first = history_window(row_count, day)[0] if row_count else day
+    bronze = _arrivals(lake, source, first=first, last=day)
+    if bronze is None:
+        return SilverDay({"rows_read": 0, "note": "no bronze table holds this table yet"},
+                         DayChecks())
+    counts = daily_counts(bronze, date_column=ARRIVAL, first=first, last=day) if row_count \
+        else {}
+    arrived = bronze.where(F.col(ARRIVAL) == F.lit(day))
+    changes = prepare(arrived, table, key=get_secret(HMAC_SECRET), reference_year=day.year)
     changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = changes.agg(F.count(F.lit(1)), F.sum(F.col(DELETED).cast("int"))).first()
-        rows, deletes = (counts[0], counts[1] or 0) if counts else (0, 0)
+        totals = changes.agg(F.count(F.lit(1)), F.sum(F.col(DELETED).cast("int"))).first()
+        rows, deletes = (totals[0], totals[1] or 0) if totals else (0, 0)
         found: dict[str, object] = {"changes": rows, "deletes": deletes}
-        if rows == 0:
-            return found
+        checks = check_changes(lake, table, changes, counts=counts)
+        if rows == 0 or checks.failed:
+            return SilverDay(found, checks)
         if table.deletes is not None:
             changes = _keep_deletes(lake, changes, table, new_deletes=deletes > 0)
         result = lake.merge(
@@ -174,20 +214,22 @@ def update_silver(lake: DeltaLake, source: SilverSource, *, date: str) -> dict[s
             sequence_by=merge_sequence(table), delete_when=F.col(DELETED),
             drop_columns=[DELETED], scd2=Scd2() if table.cdc == "scd2" else None,
         )
-        return found | result.as_metadata()
+        return SilverDay(found | result.as_metadata(), checks)
     finally:
         changes.unpersist()
 
 
-def _arrivals(lake: DeltaLake, source: SilverSource, *, date: str) -> DataFrame | None:
-    """The rows that arrived on `date` in every existing bronze table of the source."""
+def _arrivals(lake: DeltaLake, source: SilverSource, *, first: dt.date, last: dt.date
+              ) -> DataFrame | None:
+    """The rows that arrived from `first` to `last` in every existing bronze table of the
+    source."""
     paths = [["bronze", f.name, source.name] for f in source.feeds]
     frames = [lake.read(path) for path in paths if lake.exists(path)]
     if not frames:
         return None
     # Column functions need the session that lake.read started; build them only now.
-    day = F.lit(date).cast("date")
-    frames = [frame.where(F.col(ARRIVAL) == day) for frame in frames]
+    days = F.col(ARRIVAL).between(F.lit(first), F.lit(last))
+    frames = [frame.where(days) for frame in frames]
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
