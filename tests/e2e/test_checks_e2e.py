@@ -13,11 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 
 from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.checks import CheckTally, compile_rules, evaluate_rows
 from lake_assets.definitions import build_definitions
+from lake_assets.factory.checks import check_results, table_check_specs
+from lake_assets.factory.silver import build_silver_assets
+from lake_assets.factory.specs import build_bronze_specs
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
 from resources.delta import DeltaLake
 from resources.manifest import Manifest, ManifestRow
@@ -31,6 +36,8 @@ LAB_SILVER = dg.AssetKey(["silver", "lab_results"])
 TURNAROUND = dg.AssetKey(["gold", "lab_turnaround"])
 ENCOUNTERS = dg.AssetKey(["silver", "encounters"])
 LAB_BRONZE = dg.AssetKey(["bronze", "lab_results", "lab_results"])
+CENSUS_BRONZE = dg.AssetKey(["bronze", "bed_census", "bed_census"])
+CENSUS_SILVER = dg.AssetKey(["silver", "bed_census"])
 PHI_MRN, PHI_NAME = "MRN88812345", "Doe"
 _STAMP = re.compile(r"-(\d{8}T\d{6})-\d+\.\w+$")
 
@@ -203,6 +210,72 @@ def test_a_failed_blocking_check_stops_gold_until_it_passes(
     assert latest_check(instance, LAB_SILVER, "status_valid").passed
     ticked = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=ticked.cursor)
     assert ticked.get_requested_partitions(TURNAROUND) == {DAY}
+
+
+def census_rows(statuses: list[str]) -> pa.Table:
+    return pa.table({
+        "facility_code": ["FAC00002"] * len(statuses),
+        "snapshot_time": pa.array([dt.datetime(2026, 3, 10, 8, tzinfo=dt.UTC)] * len(statuses)),
+        "unit": ["ICU"] * len(statuses),
+        "bed_id": [f"B{i}" for i in range(len(statuses))],
+        "status": statuses,
+        "_facility_id": ["FAC00002"] * len(statuses),
+    })
+
+
+def bronze_census_stub(catalog: Catalog, plan: dict[str, list[str]]) -> dg.AssetsDefinition:
+    """The census bronze asset with its real specs and checks and no Spark: each run evaluates
+    the rules on two Arrow batches, as two executor tasks would, and merges their tallies."""
+    feed = catalog.feed("bed_census")
+    [table] = feed.tables
+    specs = build_bronze_specs(feed, source_file="feeds/bed_census.yaml")
+    key = specs[0].key
+
+    @dg.multi_asset(specs=specs, partitions_def=specs[0].partitions_def,
+                    check_specs=table_check_specs(key, table, specs[0].partitions_def))
+    def _bronze() -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        rules = compile_rules(table)
+        halves = [plan["statuses"][:2], plan["statuses"][2:]]
+        tallies = [CheckTally.from_json(evaluate_rows(rules, census_rows(h)).tally.to_json())
+                   for h in halves]
+        yield dg.MaterializeResult(asset_key=key)
+        yield from check_results(key, table, CheckTally.merge_all(tallies), facility="FAC00002")
+
+    return _bronze
+
+
+def test_a_failed_blocking_bronze_check_holds_back_silver_of_that_day(
+    metadata_copy: Path, edit_yaml: EditFn, instance: dg.DagsterInstance
+) -> None:
+    def block_on_status(data: dict) -> None:
+        status = next(c for c in data["tables"][0]["columns"] if c["name"] == "status")
+        status["checks"]["blocking"] = True
+
+    edit_yaml("feeds/bed_census.yaml", block_on_status)
+    catalog = load_catalog(metadata_copy)
+    plan = {"statuses": ["occupied", "available", "on fire", "cleaning"]}
+    bronze = bronze_census_stub(catalog, plan)
+    silver = next(a for a in build_silver_assets(catalog) if a.key == CENSUS_SILVER)
+    defs = dg.Definitions(assets=[bronze, silver], resources={"lake": DeltaLake()})
+    instance.add_dynamic_partitions("bed_census__facility", ["FAC00001", "FAC00002"])
+    ticked = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    partition = dg.MultiPartitionKey({"date": DAY, "facility": "FAC00002"})
+
+    dg.materialize([bronze], instance=instance, partition_key=partition, raise_on_error=False)
+
+    status = latest_check(instance, CENSUS_BRONZE, "status_valid")
+    assert not status.passed and status.partition == str(partition)
+    found = metadata_of(status)
+    assert (found["status.allowed"], found["total_rows"], found["facility"]) == (
+        1, 4, "FAC00002")
+    assert found["samples"] == {"status.allowed": ["on fire"]}
+    ticked = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=ticked.cursor)
+    assert ticked.get_requested_partitions(CENSUS_SILVER) == set()
+
+    plan["statuses"] = ["occupied", "available", "blocked", "cleaning"]
+    dg.materialize([bronze], instance=instance, partition_key=partition)
+    ticked = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=ticked.cursor)
+    assert ticked.get_requested_partitions(CENSUS_SILVER) == {DAY}
 
 
 def test_silver_check_results_carry_counts_and_masked_samples(
