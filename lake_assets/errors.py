@@ -136,3 +136,8 @@ class ProjectionError(LakehouseError):
 
 class BronzeRunError(LakehouseError):
     """A bronze run was asked for partitions it cannot load together; names the feed."""
+
+
+class CheckEvaluationError(LakehouseError):
+    """Pandera reported a failure that no rule of the table explains: a bug in the check engine,
+    not bad data; names the table, column and Pandera check."""

@@ -21,6 +21,7 @@ from pandera.errors import SchemaErrors
 
 from lake_assets.checks.rules import Rule, TableRules
 from lake_assets.checks.tally import MAX_FACILITIES, SAMPLE_SIZE, CheckTally, sample_text
+from lake_assets.errors import CheckEvaluationError
 
 _FAMILIES = {
     "string": lambda t: pat.is_string(t) or pat.is_large_string(t),
@@ -67,7 +68,7 @@ def evaluate_rows(rules: TableRules, rows: pa.Table | pa.RecordBatch) -> RowVerd
             broken[rule.name], samples[rule.name] = positions, (found,)
     value_rules = [r for r in rules.rules
                    if r.kind != "type" and all(c in typed for c in r.columns)]
-    frame_broken, frame_samples = _pandera_failures(value_rules, table)
+    frame_broken, frame_samples = _pandera_failures(rules.table, value_rules, table)
     broken |= frame_broken
     samples |= frame_samples
     return RowVerdict(
@@ -92,9 +93,12 @@ def _type_failures(rule: Rule, table: pa.Table) -> tuple[np.ndarray | None, str]
 
 
 def _pandera_failures(
-    rules: list[Rule], table: pa.Table
+    name: str, rules: list[Rule], table: pa.Table
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
-    """Failing row positions and masked samples per rule, from one lazy Pandera validation."""
+    """Failing row positions and masked samples per rule, from one lazy Pandera validation.
+
+    Raises CheckEvaluationError for a failure no rule explains, or one without a row.
+    """
     if not rules:
         return {}, {}
     schema, lookup = _schema(rules)
@@ -115,24 +119,25 @@ def _pandera_failures(
     ):
         rule = lookup.get((column, _check_id(check, number)))
         if rule is None or group["index"].isna().any():
-            raise RuntimeError(
-                f"table rule evaluation: unexpected Pandera failure {check!r} on column "
-                f"{column!r}; rules of a column must match its declared type")
+            raise CheckEvaluationError(
+                f"table {name}: Pandera failure {check!r} on column {column!r} matches no row "
+                "rule; the check engine and Pandera disagree")
         positions = group["index"].to_numpy(dtype=np.int64)
         broken[rule.name] = np.union1d(broken.get(rule.name, ()), positions).astype(np.int64)
     named = {r.name: r for r in rules}
-    for name, positions in broken.items():
-        samples[name] = _samples(named[name], frame, positions)
+    for rule_name, positions in broken.items():
+        samples[rule_name] = _samples(named[rule_name], frame, positions)
     return broken, samples
 
 
-def _check_id(check: object, number: object) -> object:
-    return check if check in (_NOT_NULL, _UNIQUE, _KEYS_UNIQUE) else int(number)  # type: ignore[call-overload]
+def _check_id(check: str, number: float) -> str | int:
+    """Schema options fail under their own names; a column's checks by their list position."""
+    return check if check in (_NOT_NULL, _UNIQUE, _KEYS_UNIQUE) else int(number)
 
 
-def _schema(rules: list[Rule]) -> tuple[pandera.DataFrameSchema, dict[tuple[str, object], Rule]]:
+def _schema(rules: list[Rule]) -> tuple[pandera.DataFrameSchema, dict[tuple[str, str | int], Rule]]:
     """The Pandera schema of `rules`, and which rule each failure (column, check) stands for."""
-    lookup: dict[tuple[str, object], Rule] = {}
+    lookup: dict[tuple[str, str | int], Rule] = {}
     columns: dict[str, dict[str, object]] = {}
     keys: Rule | None = None
     for rule in rules:
