@@ -1,5 +1,6 @@
 """Landing-to-bronze latency under `dagster dev`: the daemon ticks the feed sensors every 15 s
-while `lakehouse simulate --live` lands archives at a steady rate.
+while `lakehouse simulate --live` lands archives at a steady rate. Runs share one Spark
+Connect server (`lakehouse spark-server`), as under `make run`.
 
 Latency of an archive is its manifest `committed_at` minus its landing file's mtime. Every
 process started here is stopped by id (its process group, then any descendant left).
@@ -25,6 +26,7 @@ import psutil
 
 from lake_assets.settings import PROJECT_ROOT
 from resources.manifest import Manifest
+from resources.spark import wait_for_port
 
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 240
@@ -64,11 +66,16 @@ def run_latency(workdir: Path, *, minutes: float, rate: float, seed: int) -> Lat
         folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = _environment(home, lake, landing)
-    port = _free_port()
+    port, spark_port = _free_port(), _free_port()
     started: list[subprocess.Popen] = []
     seen: set[int] = set()
     result = LatencyResult(minutes=minutes, rate=rate)
     try:
+        # As `make run`: runs share one Spark Connect server instead of starting Spark each.
+        _spawn([str(BIN / "lakehouse"), "spark-server", "--port", str(spark_port), "--master",
+                env["SPARK_MASTER"]], env, logs / "spark-connect.log", started)
+        wait_for_port(spark_port, timeout=READY_TIMEOUT_S)
+        env["SPARK_REMOTE"] = f"sc://127.0.0.1:{spark_port}"
         dagster = _spawn([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port),
                           "-h", "127.0.0.1"], env, logs / "dagster-dev.log", started)
         _wait_ready(port, dagster, started, seen)

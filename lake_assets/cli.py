@@ -4,6 +4,7 @@ facility data."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from lake_assets.catalog.query import run_query
 from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
 from lake_assets.settings import metadata_root
 from lake_assets.simulate.command import register as register_simulate
+from resources.spark import DEFAULT_CONNECT_PORT, connect_server_command, wait_for_port
 
 app = typer.Typer(
     help="Healthcare lakehouse: metadata-driven Dagster assets on Spark and Delta Lake.",
@@ -98,6 +100,27 @@ def sql(
     except AnalysisException as exc:  # a column or function Spark cannot resolve
         raise fail(LakeQueryError(str(exc).split("\n", 1)[0])) from None
     print_rows(frame.columns, rows[:limit], more=len(rows) > limit)
+
+
+@app.command("spark-server")
+def spark_server(
+    port: Annotated[int, typer.Option(help="loopback port to serve on")] = DEFAULT_CONNECT_PORT,
+    master: Annotated[str | None, typer.Option(help="Spark master (default $SPARK_MASTER, "
+                                                    "else all local cores)")] = None,
+    wait_only: Annotated[bool, typer.Option(help="only wait until a server answers on port, "
+                                                 "then exit")] = False,
+) -> None:
+    """Run the Spark Connect server that runs share (set SPARK_REMOTE=sc://127.0.0.1:PORT)."""
+    if wait_only:
+        wait_for_port(port, timeout=300)
+        console.print(f"Spark Connect is up on sc://127.0.0.1:{port}")
+        return
+    command = connect_server_command(port=port, master=master)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    console.print(f"starting Spark Connect on sc://127.0.0.1:{port}", style="dim")
+    sys.stdout.flush()
+    os.execvpe(command[0], command, env)  # the server keeps this pid: stopping it stops Spark
 
 
 def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,

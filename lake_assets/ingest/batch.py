@@ -24,6 +24,7 @@ from lake_assets.catalog.models import Feed
 from lake_assets.ingest.read import ArchiveResult, quarantined, read_archive
 from lake_assets.ingest.schema import arrow_schema, quarantine_schema
 from resources.delta.files import DataFile, TableWriter, WriteSpec, align_batch
+from resources.spark import default_parallelism
 
 ARRIVAL = "_arrival_date"
 LAYERS = ("bronze", "quarantine")
@@ -100,7 +101,7 @@ def load_batch(
     The files are written but not committed: the caller commits them (or discards them). A
     failing task deletes the files it wrote before the error propagates.
     """
-    tasks = max(1, min(len(spec.archives), spark.sparkContext.defaultParallelism * 2))
+    tasks = max(1, min(len(spec.archives), default_parallelism(spark) * 2))
     # Largest first, dealt round-robin, so no task gets all the big archives.
     ordered = sorted(range(len(spec.archives)), key=lambda i: -spec.archives[i].size)
     shares = [ordered[task::tasks] for task in range(tasks)]

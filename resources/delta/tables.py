@@ -236,10 +236,9 @@ def read(
 
 
 def _parallelism(spark: SparkSession) -> int:
-    try:
-        return max(2, spark.sparkContext.defaultParallelism)
-    except PySparkException:  # Spark Connect has no SparkContext
-        return max(2, int(spark.conf.get("spark.sql.shuffle.partitions") or 2))
+    from resources.spark import default_parallelism  # resources.spark imports this module
+
+    return max(2, default_parallelism(spark))
 
 
 @contextmanager

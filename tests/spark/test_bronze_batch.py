@@ -1,0 +1,66 @@
+"""One bronze run on real Spark and Delta: tasks write the files, the driver commits per table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from deltalake import DeltaTable
+
+from lake_assets.factory.bronze import build_bronze_assets
+from resources.delta import DeltaLake
+from tests.unit.ingest_builders import PASSWORD, aes_zip, feed, lab_csv, with_table
+
+pytestmark = pytest.mark.spark
+
+DAY = "2026-11-20"
+
+
+def land(root: Path, name: str, data: bytes, facility: str = "FAC00001") -> str:
+    path = f"lab_results/{DAY}/09/{facility}/{name}"
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_bytes(data)
+    return path
+
+
+def run_batch(lake: DeltaLake, archives: list[str], batch_id: str, evolution: str) -> None:
+    labs = with_table(feed("lab_results"), schema_evolution=evolution)
+    asset = build_bronze_assets(labs, source_file="lab_results.yaml")
+    config = {"ops": {asset.op.name: {"config": {"batch_id": batch_id, "archives": archives}}}}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([asset], instance=instance, resources={"lake": lake},
+                                partition_key=DAY, run_config=config)
+    assert result.success
+
+
+def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
+    lake: DeltaLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("LANDING_ROOT", str(landing))
+    monkeypatch.setenv("LAKE_SECRET_LAB_ZIP_PASSWORD", PASSWORD)
+    plain = land(landing, "a.zip", aes_zip([("a.csv", lab_csv([{"result_id": "R000001"}]))]))
+    wider = lab_csv([{"result_id": "R000002"}], extra={"Reference Range": "3.9-5.6"})
+    widened = land(landing, "b.zip", aes_zip([("b.csv", wider)]), facility="FAC00002")
+    broken = land(landing, "c.zip", b"PK\x03\x04 not really a zip")
+
+    run_batch(lake, [plain, widened, broken], "20261120-0000001", "add_columns")
+
+    table = DeltaTable(lake.ref(["bronze", "lab_results", "lab_results"]).uri)
+    rows = {r["result_id"]: r for r in table.to_pyarrow_table().to_pylist()}
+    assert set(rows) == {"R000001", "R000002"}
+    assert rows["R000002"]["reference_range"] == "3.9-5.6"
+    assert rows["R000001"]["reference_range"] is None
+    manifest = DeltaTable(lake.ref("_lake/ingested_files").uri).to_pyarrow_table().to_pylist()
+    status = {r["path"]: (r["status"], r["reason"]) for r in manifest}
+    assert status[broken][0] == "quarantined"
+    assert status[plain] == status[widened] == ("loaded", None)
+    kept = Path(lake.ref("quarantine").uri) / "_archives" / "lab_results" / broken
+    assert kept.read_bytes() == b"PK\x03\x04 not really a zip"
+
+    # Replaying the batch commits nothing new; each table holds one commit of its files.
+    version = table.version()
+    run_batch(lake, [plain, widened, broken], "20261120-0000001", "add_columns")
+    assert DeltaTable(table.table_uri).version() == version
+    assert len(table.to_pyarrow_table()) == 2
