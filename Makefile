@@ -15,6 +15,7 @@ export LAKE_ROOT         ?= $(CURDIR)/.lake
 export LAKE_SECRETS_FILE ?= $(CURDIR)/dev.secrets
 export SPARK_LOCAL_IP    ?= 127.0.0.1
 export PYSPARK_PYTHON    := $(CURDIR)/$(BIN)/python
+SPARK_CONNECT_PORT       ?= 15002
 
 .PHONY: help setup system run test lint clean
 
@@ -40,11 +41,15 @@ run: setup
 	$(BIN)/lakehouse validate metadata
 	$(BIN)/lakehouse simulate --facilities 10 --hours 2 --rate 40 --faults 0.05 \
 	    --size-scale 0.05 --seed 7 --quiet
-	@echo "Dagster UI on http://127.0.0.1:3000 (sensors on; new archives drip in every few seconds)"
-	@$(BIN)/lakehouse simulate --facilities 10 --rate 240 --size-scale 0.05 --live --quiet \
+	@echo "Spark Connect on sc://127.0.0.1:$(SPARK_CONNECT_PORT), shared by every run (log: $(DAGSTER_HOME)/spark-connect.log)"
+	@$(BIN)/lakehouse spark-server --port $(SPARK_CONNECT_PORT) > $(DAGSTER_HOME)/spark-connect.log 2>&1 & \
+	  server=$$!; \
+	  $(BIN)/lakehouse simulate --facilities 10 --rate 240 --size-scale 0.05 --live --quiet \
 	    --truth $(LAKE_ROOT)/_live_truth.jsonl & \
-	  dripper=$$!; trap 'kill $$dripper 2>/dev/null || true' EXIT INT TERM; \
-	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	  dripper=$$!; trap 'kill $$dripper $$server 2>/dev/null || true' EXIT INT TERM; \
+	  $(BIN)/lakehouse spark-server --port $(SPARK_CONNECT_PORT) --wait-only; \
+	  echo "Dagster UI on http://127.0.0.1:3000 (sensors on; new archives drip in every few seconds)"; \
+	  SPARK_REMOTE=sc://127.0.0.1:$(SPARK_CONNECT_PORT) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -94,8 +94,11 @@ def latency_metrics(result: LatencyResult) -> dict[str, Any]:
         "max_latency_s": round(max(result.latencies), 1) if result.latencies else None,
         "minutes": result.minutes, "rate_per_hour": result.rate,
         "archives_landed": result.landed, "archives_committed": result.committed,
-        "runs": result.runs, "failed_runs": result.failed_runs,
+        "bronze_runs": result.runs, "failed_runs": result.failed_runs,
         "run_seconds_mean": round(sum(runs) / len(runs), 1) if runs else None,
+        "silver_gold_runs": result.downstream_runs,
+        "silver_gold_failed": result.downstream_failed,
+        "silver_gold_cut_at_stop": result.cut_at_stop,
     }
 
 

@@ -48,6 +48,10 @@ class LatencyResult:
     runs: int = 0
     failed_runs: int = 0
     run_seconds: list[float] = field(default_factory=list)
+    downstream_runs: int = 0
+    downstream_failed: int = 0
+    cut_at_stop: int = 0
+    stopped_at: float = 0.0
 
     def percentile(self, share: float) -> float | None:
         """The latency below which `share` of the committed archives fall (nearest rank)."""
@@ -88,6 +92,7 @@ def run_latency(workdir: Path, *, minutes: float, rate: float, seed: int) -> Lat
         _drain(Manifest(str(lake / "_lake" / "ingested_files")), expected, started, seen)
         _settle(home, started, seen)
     finally:
+        result.stopped_at = time.time()
         _stop(started, seen)
     _measure(result, lake, landing, home)
     return result
@@ -243,7 +248,16 @@ def _measure(result: LatencyResult, lake: Path, landing: Path, home: Path) -> No
         result.latencies.append(row["committed_at"].timestamp() - mtime)
     with _instance(home) as instance:
         for record in instance.get_run_records():
+            run = record.dagster_run
+            failed = run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+            if "lake/feed" not in run.tags:  # silver and gold, requested by automation
+                result.downstream_runs += 1
+                if failed and (record.end_time or 0) >= result.stopped_at:
+                    result.cut_at_stop += 1  # still running when the benchmark stopped
+                else:
+                    result.downstream_failed += failed
+                continue
             result.runs += 1
-            result.failed_runs += record.dagster_run.status == dg.DagsterRunStatus.FAILURE
+            result.failed_runs += failed
             if record.start_time and record.end_time:
                 result.run_seconds.append(record.end_time - record.start_time)

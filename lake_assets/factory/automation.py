@@ -6,6 +6,7 @@ import dagster as dg
 
 SENSOR_NAME = "lake_automation"
 INTERVAL_SECONDS = 30
+DOWNSTREAM_TAG = "lake/downstream"
 
 # A dependency partition whose latest evaluation of a blocking check failed. Dagster stops the
 # rest of a run after a blocking check fails; silver and gold update in later runs, so this
@@ -35,5 +36,7 @@ def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
         target=dg.AssetSelection.groups("silver", "gold"),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=INTERVAL_SECONDS,
+        # dagster.yaml runs one of these at a time, so bronze keeps the other run slots.
+        run_tags={DOWNSTREAM_TAG: "true"},
         description="Requests silver and gold runs for partitions whose inputs updated.",
     )
