@@ -10,7 +10,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from lake_assets.catalog.models import Feed
+from lake_assets.checks import CheckTally
 from lake_assets.errors import BronzeRunError
+from lake_assets.factory.checks import check_results, table_check_specs
 from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
 from lake_assets.factory.report import BatchReport, manifest_rows
 from lake_assets.factory.specs import bronze_key, build_bronze_specs
@@ -49,24 +51,38 @@ def manifest_of(lake: DeltaLake) -> Manifest:
 def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
     """The feed's bronze multi-asset: one Spark pass over a batch, one commit per table."""
 
+    partitions = build_feed_partitions(feed)
+
     @dg.multi_asset(
         name=f"bronze__{feed.name}",
         specs=build_bronze_specs(feed, source_file=source_file),
-        partitions_def=build_feed_partitions(feed),
+        check_specs=[spec for table in feed.tables
+                     for spec in table_check_specs(bronze_key(feed, table), table, partitions)],
+        partitions_def=partitions,
+        # Outputs become optional: a replayed batch that is already loaded reports no checks.
+        can_subset=True,
         pool=f"feed_{feed.name}",
         op_tags={"lake/feed": feed.name},
     )
     def _bronze(
         context: dg.AssetExecutionContext, config: BronzeBatch, lake: DeltaLake
-    ) -> Iterator[dg.MaterializeResult]:
-        yield from ingest(context, feed, config, lake)
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        # A run of some tables (a subset picked in the UI) still loads the whole feed; it
+        # reports only what was selected.
+        assets, checks = context.selected_asset_keys, context.selected_asset_check_keys
+        for result in ingest(context, feed, config, lake):
+            if isinstance(result, dg.AssetCheckResult):
+                if dg.AssetCheckKey(result.asset_key, result.check_name) in checks:
+                    yield result
+            elif result.asset_key in assets:
+                yield result
 
     return _bronze
 
 
 def ingest(
     context: dg.AssetExecutionContext, feed: Feed, config: BronzeBatch, lake: DeltaLake
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Load the run's batch (or its whole partition) into bronze, quarantine and the manifest.
 
     A run covers one arrival date; for a facility-partitioned feed, a range of facilities.
@@ -85,12 +101,36 @@ def ingest(
     started = time.monotonic()
     report = _load(context, feed, lake, zone, archives, batch_id=batch_id, rerun=rerun,
                    slice_=_slice(date, facilities))
+    checks = _check_results(feed, report.checks, facilities)
+    if report.failed_rules:
+        yield from checks
+        broken = "; ".join(f"{t}: {', '.join(sorted(r))}" for t, r in report.failed_rules.items())
+        raise dg.Failure(
+            f"feed {feed.name} batch {batch_id}: rows broke rules whose action is fail "
+            f"({broken}); nothing was committed",
+            metadata={"batch_id": batch_id},
+        )
     rows = manifest_rows(feed, batch_id, report.archives, ingested_at=report.ingested_at)
     if rerun:
         manifest.replace_slice(feed.name, date, facilities, rows)
     else:
         manifest.record(feed.name, batch_id, rows)
     yield from report.results(feed, seconds=time.monotonic() - started)
+    yield from checks
+
+
+def _check_results(
+    feed: Feed, tallies: dict[str, CheckTally], facilities: list[str] | None
+) -> list[dg.AssetCheckResult]:
+    """Each table's check results; a table with no good rows this batch passes them all."""
+    named = facilities[0] if facilities is not None and len(facilities) == 1 else None
+    return [
+        result
+        for table in feed.tables
+        for result in check_results(bronze_key(feed, table), table,
+                                    tallies.get(table.name) or CheckTally(),
+                                    facility=named)
+    ]
 
 
 def _run_partitions(
@@ -157,10 +197,14 @@ def _load(
     context.log.info(f"{feed.name} batch {batch_id}: read {len(outcome.archives)} archives, "
                      f"wrote {len(outcome.all_files())} files; committing")
     report = BatchReport(ingested_at=now, archives=outcome.archives,
-                         bad_reasons=outcome.bad_reasons)
-    pending = dict(plans)
-    try:
+                         bad_reasons=outcome.bad_reasons, checks=outcome.checks,
+                         failed_rules=outcome.failed_rules)
+    pending = {} if outcome.failed_rules else dict(plans)
+    if outcome.failed_rules:  # the run fails: commit nothing, keep nothing
         for output, plan in plans.items():
+            discard(plan.spec, [f.path for f in outcome.files.get(output, [])])
+    try:
+        for output, plan in pending.copy().items():
             added = outcome.added_columns.get(output)
             if added:
                 plan = _widened(plan, added)

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from lake_assets.catalog.models import Feed
+from lake_assets.checks import CheckTally
 from lake_assets.factory.specs import bronze_key
 from resources.delta import WriteResult
 from resources.manifest import ManifestRow
@@ -25,6 +26,8 @@ class BatchReport:
     writes: dict[tuple[str, str], WriteResult] = field(default_factory=dict)
     archives: list[dict[str, Any]] = field(default_factory=list)
     bad_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    checks: dict[str, CheckTally] = field(default_factory=dict)
+    failed_rules: dict[str, set[str]] = field(default_factory=dict)
 
     def results(self, feed: Feed, *, seconds: float) -> Iterator[dg.MaterializeResult]:
         """One MaterializeResult per table of the feed."""

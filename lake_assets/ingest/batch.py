@@ -18,11 +18,14 @@ from datetime import date, datetime
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
 from lake_assets.catalog.models import Feed
+from lake_assets.checks import CheckTally, compile_rules, evaluate_rows
+from lake_assets.ingest.conform import RESCUED, SOURCE_MEMBER
 from lake_assets.ingest.read import ArchiveResult, quarantined, read_archive
-from lake_assets.ingest.schema import arrow_schema, quarantine_schema
+from lake_assets.ingest.schema import LINEAGE, arrow_schema, quarantine_schema
 from resources.delta.files import DataFile, TableWriter, WriteSpec, align_batch
 from resources.spark import default_parallelism
 
@@ -64,13 +67,16 @@ class BatchSpec:
 class BatchOutcome:
     """What the tasks wrote (files per output, columns they added) and one summary per archive.
 
-    `bad_reasons` counts bad rows by (table, reason).
+    `bad_reasons` counts bad rows by (table, reason); `checks` holds each table's row checks
+    merged over the tasks, and `failed_rules` the rules with action `fail` that rows broke.
     """
 
     files: dict[Output, list[DataFile]] = field(default_factory=dict)
     added_columns: dict[Output, list[str]] = field(default_factory=dict)
     archives: list[dict] = field(default_factory=list)
     bad_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    checks: dict[str, CheckTally] = field(default_factory=dict)
+    failed_rules: dict[str, set[str]] = field(default_factory=dict)
 
     def all_files(self) -> list[tuple[Output, DataFile]]:
         """Every file written, with its output."""
@@ -129,6 +135,8 @@ def _task(
         results = [("archive", None, None, s) for s in summaries]
         results += [("file", layer, tbl, json.dumps(asdict(f))) for (layer, tbl), f in found]
         results += [("column", layer, tbl, name) for (layer, tbl), name in sink.added()]
+        results += [("checks", "bronze", tbl, t.to_json()) for tbl, t in sink.tallies.items()]
+        results += [("failed", "bronze", tbl, rule) for tbl, rule in sorted(sink.failed)]
         columns = [pa.array(list(c), pa.string()) for c in zip(*results, strict=True)]
         yield pa.RecordBatch.from_arrays(columns or [pa.array([], pa.string())] * 4,
                                          names=list(_RESULT_FIELDS))
@@ -153,6 +161,27 @@ class _Sink:
         self.buffers: dict[Output, list[pa.Table]] = {o: [] for o in writes}
         self.buffered: Counter[Output] = Counter()
         self.new_columns: dict[Output, list[str]] = {o: [] for o in writes}
+        self.rules = {table.name: compile_rules(table) for table in feed.tables}
+        self.tallies: dict[str, CheckTally] = {}
+        self.failed: set[tuple[str, str]] = set()
+
+    def checked(self, table: str, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Run `table`'s row checks on good `rows`: (rows to keep, rows to quarantine).
+
+        Rows that break a rule whose action is `quarantine` move to quarantine with reason
+        `check_failed` and the rules in `_error`; the counts go into the table's tally.
+        """
+        verdict = evaluate_rows(self.rules[table], rows)
+        known = self.tallies.get(table)
+        self.tallies[table] = verdict.tally if known is None else known.merge(verdict.tally)
+        self.failed.update((table, rule) for rule in verdict.failed)
+        held = verdict.reasons.is_valid()
+        if not pc.any(held).as_py():
+            return rows, rows.schema.empty_table()
+        kept = rows.filter(pc.invert(held))
+        moved = rows.filter(held)
+        errors = verdict.reasons.filter(held)
+        return kept, _as_quarantined(moved, errors, table)
 
     def add(self, output: Output, rows: pa.Table) -> None:
         spec = self.specs[output]
@@ -209,6 +238,12 @@ def _outcome(rows: list) -> BatchOutcome:
         elif row.kind == "file":
             outcome.files.setdefault((row.layer, row.tbl), []).append(
                 DataFile(**json.loads(row.payload)))
+        elif row.kind == "checks":
+            tally = CheckTally.from_json(row.payload)
+            known = outcome.checks.get(row.tbl)
+            outcome.checks[row.tbl] = tally if known is None else known.merge(tally)
+        elif row.kind == "failed":
+            outcome.failed_rules.setdefault(row.tbl, set()).add(row.payload)
         else:
             outcome.added_columns.setdefault((row.layer, row.tbl), []).append(row.payload)
     return outcome
@@ -226,13 +261,32 @@ def _load_archive(spec: BatchSpec, archive: BatchArchive, sink: _Sink) -> str:
         if result.status == "quarantined":
             _keep_original(spec, archive, data)
     lineage = _lineage(spec, archive, sha256)
+    counts: dict[str, tuple[int, Counter[str]]] = {}
     for name, rows in result.tables.items():
-        if rows.good.num_rows:
-            sink.add(("bronze", name), _with(rows.good, lineage))
-        if rows.bad.num_rows:
-            bad = _with(rows.bad, lineage | {"_table": (pa.string(), name)})
-            sink.add(("quarantine", name), bad)
-    return json.dumps(_summary(archive, len(data) if data is not None else 0, sha256, result))
+        good, bad = rows.good, rows.bad
+        if good.num_rows:
+            good, held = sink.checked(name, _with(good, lineage))
+            sink.add(("bronze", name), good)
+            bad = pa.concat_tables([bad, held.select(bad.schema.names)]) if held.num_rows \
+                else bad
+        if bad.num_rows:
+            sink.add(("quarantine", name), _with(bad, lineage | {"_table": (pa.string(), name)}))
+        counts[name] = (good.num_rows, Counter(bad.column("_reason").to_pylist()))
+    size = len(data) if data is not None else 0
+    return json.dumps(_summary(archive, size, sha256, result, counts))
+
+
+def _as_quarantined(rows: pa.Table, errors: pa.Array, table: str) -> pa.Table:
+    """Good rows that failed checks, as quarantine rows: reason `check_failed`, the broken
+    rules in `_error`, the declared values as JSON in `_raw`."""
+    lineage = {f.name for f in LINEAGE} | {RESCUED, SOURCE_MEMBER, ARRIVAL}
+    values = rows.select([n for n in rows.column_names if n not in lineage]).to_pylist()
+    return pa.table({
+        "_source_member": rows.column(SOURCE_MEMBER),
+        "_reason": pa.array(["check_failed"] * rows.num_rows, pa.string()),
+        "_error": errors.cast(pa.string()),
+        "_raw": pa.array([json.dumps(v, default=str) for v in values], pa.string()),
+    })
 
 
 def _fetch(root: str, path: str) -> bytes | None:
@@ -272,13 +326,13 @@ def _with(rows: pa.Table, columns: dict[str, tuple]) -> pa.Table:
     return rows
 
 
-def _summary(archive: BatchArchive, size: int, sha256: str, result: ArchiveResult) -> dict:
-    by_table = {
-        name: Counter(rows.bad.column("_reason").to_pylist())
-        for name, rows in result.tables.items()
-        if rows.bad.num_rows
-    }
-    reasons = sum(by_table.values(), Counter())
+def _summary(
+    archive: BatchArchive, size: int, sha256: str, result: ArchiveResult,
+    counts: dict[str, tuple[int, Counter[str]]],
+) -> dict:
+    """The archive's manifest summary; `counts` holds each table's good rows and bad rows by
+    reason after the row checks."""
+    reasons = sum((bad for _, bad in counts.values()), Counter())
     return {
         "path": archive.path,
         "size": size,
@@ -290,9 +344,9 @@ def _summary(archive: BatchArchive, size: int, sha256: str, result: ArchiveResul
         "message": result.message,
         "members": result.members,
         "uncompressed_bytes": result.uncompressed_bytes,
-        "rows": result.good_rows,
-        "bad_rows": result.bad_rows,
-        "rows_by_table": json.dumps({n: r.good.num_rows for n, r in result.tables.items()}),
+        "rows": sum(good for good, _ in counts.values()),
+        "bad_rows": sum(reasons.values()),
+        "rows_by_table": json.dumps({n: good for n, (good, _) in counts.items()}),
         "bad_by_reason": json.dumps(dict(reasons)),
-        "bad_by_table": {n: dict(c) for n, c in by_table.items()},
+        "bad_by_table": {n: dict(bad) for n, (_, bad) in counts.items() if bad},
     }

@@ -24,7 +24,8 @@ def land(root: Path, name: str, data: bytes, facility: str = "FAC00001") -> str:
     return path
 
 
-def run_batch(lake: DeltaLake, archives: list[str], batch_id: str, evolution: str) -> None:
+def run_batch(lake: DeltaLake, archives: list[str], batch_id: str,
+              evolution: str) -> dg.ExecuteInProcessResult:
     labs = with_table(feed("lab_results"), schema_evolution=evolution)
     asset = build_bronze_assets(labs, source_file="lab_results.yaml")
     config = {"ops": {asset.op.name: {"config": {"batch_id": batch_id, "archives": archives}}}}
@@ -32,6 +33,7 @@ def run_batch(lake: DeltaLake, archives: list[str], batch_id: str, evolution: st
         result = dg.materialize([asset], instance=instance, resources={"lake": lake},
                                 partition_key=DAY, run_config=config)
     assert result.success
+    return result
 
 
 def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
@@ -40,12 +42,13 @@ def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
     landing = tmp_path / "landing"
     monkeypatch.setenv("LANDING_ROOT", str(landing))
     monkeypatch.setenv("LAKE_SECRET_LAB_ZIP_PASSWORD", PASSWORD)
-    plain = land(landing, "a.zip", aes_zip([("a.csv", lab_csv([{"result_id": "R000001"}]))]))
+    rows = [{"result_id": "R000001"}, {"result_id": "R000003", "test_code": "NOT-A-LOINC"}]
+    plain = land(landing, "a.zip", aes_zip([("a.csv", lab_csv(rows))]))
     wider = lab_csv([{"result_id": "R000002"}], extra={"Reference Range": "3.9-5.6"})
     widened = land(landing, "b.zip", aes_zip([("b.csv", wider)]), facility="FAC00002")
     broken = land(landing, "c.zip", b"PK\x03\x04 not really a zip")
 
-    run_batch(lake, [plain, widened, broken], "20261120-0000001", "add_columns")
+    result = run_batch(lake, [plain, widened, broken], "20261120-0000001", "add_columns")
 
     table = DeltaTable(lake.ref(["bronze", "lab_results", "lab_results"]).uri)
     rows = {r["result_id"]: r for r in table.to_pyarrow_table().to_pylist()}
@@ -56,6 +59,17 @@ def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
     status = {r["path"]: (r["status"], r["reason"]) for r in manifest}
     assert status[broken][0] == "quarantined"
     assert status[plain] == status[widened] == ("loaded", None)
+    # The row breaking the test_code pattern moved to quarantine; its check failed, counted.
+    held = DeltaTable(lake.ref(["quarantine", "lab_results", "lab_results"]).uri)
+    [moved] = held.to_pyarrow_table().to_pylist()
+    assert (moved["_reason"], moved["_error"]) == ("check_failed", "test_code.regex")
+    assert '"R000003"' in moved["_raw"]
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    failed = checks["test_code_valid"]
+    assert not failed.passed
+    assert failed.metadata["failing_rows"].value == 1
+    assert failed.metadata["total_rows"].value == 3
+    assert checks["mrn_valid"].passed
     kept = Path(lake.ref("quarantine").uri) / "_archives" / "lab_results" / broken
     assert kept.read_bytes() == b"PK\x03\x04 not really a zip"
 
