@@ -12,10 +12,13 @@ of a peak hour (3,500 zips, 700,000 data files) times `--scale`, then times:
   archives, so the figure is steady state: JVM, Python workers and imports warm);
 - the peer: unzip to staging, `spark.read` xml/csv/text, `write_deltalake(df.toArrow())`.
 
-All phases share one Spark session with 4 GB of driver heap (the peer's toArrow needs it).
+Ours runs in this process on a Spark session with the project's defaults (1 GB driver heap);
+the peer runs in a child process with its own session and 4 GB of driver heap (its toArrow
+needs it), so each is measured over its own process tree.
 
 Before each timed phase it waits (up to 5 minutes) for the machine's other tenants to go idle,
-and it records how much CPU they took during the phase (`other_tenants_cpu_share`).
+and records how much CPU they took during the phase (`other_tenants_cpu_share`); a phase they
+took more than 15% of is run again (3 attempts at most) and the least disturbed one is kept.
 
 `--latency` adds minutes of live landing under `dagster dev` and reports p50/p95 latency.
 
@@ -35,8 +38,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pyspark.sql import SparkSession
@@ -46,9 +50,10 @@ from benchmarks import spark_stages
 from benchmarks.floor import run_floor
 from benchmarks.ingest_report import latency_metrics, print_report, run_metrics, targets
 from benchmarks.latency import run_latency
-from benchmarks.memory import wait_for_quiet
-from benchmarks.peer import run_peer
-from benchmarks.pipeline import run_pipeline
+from benchmarks.memory import MemoryPeaks, wait_for_quiet
+from benchmarks.peer import PeerResult
+from benchmarks.peer_process import run_peer_process
+from benchmarks.pipeline import PipelineResult, run_pipeline
 from benchmarks.seed_slice import build_slice, build_warmup
 from lake_assets.catalog.loader import Catalog, load_catalog
 from lake_assets.settings import PROJECT_ROOT, metadata_root
@@ -56,9 +61,11 @@ from lake_assets.simulate.options import Encryption
 from resources.spark import build_session
 
 MASTER = "local[2]"
-DRIVER_MEMORY = "4g"  # the peer collects each batch with toArrow; 1 GB (the default) runs out
+MAX_ATTEMPTS = 3
+CONTENDED = 0.15  # share of the machine's CPU other tenants may take before a phase is re-run
 PRIMARY_KEYS = ("data_files_per_s", "rows_per_s", "seconds_per_peak_hour", "ratio_to_floor",
                 "ratio_to_peer", "driver_peak_rss_mb", "workers_peak_rss_mb")
+T = TypeVar("T")
 QUIET_WAIT_S = 300.0  # longest wait for other tenants of a shared machine to go idle
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -117,8 +124,7 @@ def _throughput(
 ) -> dict[str, dict[str, Any]]:
     catalog = load_catalog(metadata_root())
     began = time.monotonic()
-    conf = {**spark_stages.UI_CONF, "spark.driver.memory": DRIVER_MEMORY}
-    spark = build_session(master=MASTER, conf=conf, app_name="ingest-benchmark")
+    spark = build_session(master=MASTER, conf=spark_stages.UI_CONF, app_name="ingest-benchmark")
     console.print(f"spark {MASTER} up in {time.monotonic() - began:.1f} s")
     runs = {}
     try:
@@ -143,39 +149,56 @@ def _warm_up(catalog: Catalog, base: Path, *, seed: int) -> float:
     return round(seconds, 1)
 
 
-def _quiet(phase: str, busy: dict[str, float], max_wait: float) -> None:
-    """Wait for the other tenants of the machine to go quiet before timing `phase`."""
-    busy[phase] = wait_for_quiet(max_seconds=max_wait)
-
-
 def _one_run(
     spark: SparkSession, catalog: Catalog, base: Path, *, scale: float, encryption: Encryption,
     seed: int,
 ) -> dict[str, Any]:
     data = build_slice(landing=base / "landing", scale=scale, encryption=encryption, seed=seed)
-    for stale in ("lake", "peer"):  # a reused work folder starts from an empty lake
-        shutil.rmtree(base / stale, ignore_errors=True)
     console.print(f"{encryption}: landed {data.archives:,} zips, {data.data_files:,} data files "
                   f"in {data.seconds:.0f} s")
-    busy: dict[str, float] = {}
-    _quiet("floor", busy, QUIET_WAIT_S)
-    floor = run_floor(data)
-    console.print(f"{encryption}: floor {floor.seconds:.1f} s")
-    stages: dict[str, dict] = {}
-    _quiet("pipeline", busy, QUIET_WAIT_S)
-    mark = spark_stages.mark(spark)
-    ours = run_pipeline(catalog, lake=base / "lake", landing=data.landing)
-    stages["pipeline"] = spark_stages.stage_summary(spark, mark)
-    console.print(f"{encryption}: ours {ours.seconds:.1f} s in {ours.runs} runs")
-    _quiet("peer", busy, QUIET_WAIT_S)
-    mark = spark_stages.mark(spark)
-    peer = run_peer(spark, catalog, data, workdir=base / "peer")
-    stages["peer"] = spark_stages.stage_summary(spark, mark)
-    console.print(f"{encryption}: peer {peer.seconds:.1f} s")
-    metrics = run_metrics(data, floor, ours, peer, stages)
-    metrics["machine_busy_before_phase"] = busy
+    floor, floor_tries = _least_contended(f"{encryption} floor", lambda: run_floor(data),
+                                          lambda found: found.memory)
+
+    def ours() -> tuple[PipelineResult, dict[str, Any]]:
+        shutil.rmtree(base / "lake", ignore_errors=True)
+        mark = spark_stages.mark(spark)
+        found = run_pipeline(catalog, lake=base / "lake", landing=data.landing)
+        return found, spark_stages.stage_summary(spark, mark)
+
+    def peer() -> tuple[PeerResult, dict[str, Any]]:
+        shutil.rmtree(base / "peer", ignore_errors=True)
+        return run_peer_process(data, workdir=base / "peer")
+
+    (mine, mine_stages), mine_tries = _least_contended(f"{encryption} ours", ours,
+                                                       lambda found: found[0].memory)
+    (theirs, peer_stages), peer_tries = _least_contended(f"{encryption} peer", peer,
+                                                         lambda found: found[0].memory)
+    metrics = run_metrics(data, floor, mine, theirs,
+                          {"pipeline": mine_stages, "peer": peer_stages})
+    metrics["attempts"] = {"floor": floor_tries, "ours": mine_tries, "peer": peer_tries}
     metrics["targets"] = targets(metrics)
     return metrics
+
+
+def _least_contended(
+    label: str, attempt: Callable[[], T], memory: Callable[[T], MemoryPeaks]
+) -> tuple[T, list[float]]:
+    """Time `attempt` once the machine is quiet; while other tenants took more than CONTENDED
+    of the CPU meanwhile, try again (MAX_ATTEMPTS in all) and keep the least disturbed.
+    Returns the kept result and each attempt's share of CPU taken by others."""
+    best: T | None = None
+    shares: list[float] = []
+    for _ in range(MAX_ATTEMPTS):
+        wait_for_quiet(max_seconds=QUIET_WAIT_S)
+        found = attempt()
+        shares.append(memory(found).other_cpu_share)
+        console.print(f"{label}: other tenants took {shares[-1]:.0%} of the CPU")
+        if best is None or shares[-1] < memory(best).other_cpu_share:
+            best = found
+        if shares[-1] <= CONTENDED:
+            break
+    assert best is not None
+    return best, shares
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ class MemorySampler:
     """Context manager sampling every `interval` seconds; `peaks` holds the results."""
 
     interval: float = 0.25
+    include_jvm: bool = True  # False when the JVM idles through the phase (the floor)
     peaks: MemoryPeaks = field(default_factory=MemoryPeaks)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -91,7 +92,7 @@ class MemorySampler:
             elif process.pid in tree:
                 workers += rss
         peaks = self.peaks
-        peaks.driver_mb = max(peaks.driver_mb, (python + jvm) / MB)
+        peaks.driver_mb = max(peaks.driver_mb, (python + jvm * self.include_jvm) / MB)
         peaks.jvm_mb = max(peaks.jvm_mb, jvm / MB)
         peaks.workers_mb = max(peaks.workers_mb, workers / MB)
         peaks.samples += 1

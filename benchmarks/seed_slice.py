@@ -122,7 +122,7 @@ def build_slice(
     marker = truth_dir / "slice.json"
     asked = json.dumps({"scale": scale, "encryption": encryption, "seed": seed})
     if marker.is_file() and marker.read_text() == asked:
-        return _landed(landing, truth_dir, encryption)
+        return landed_slice(landing, truth_dir, encryption)
     shutil.rmtree(landing, ignore_errors=True)
     shutil.rmtree(truth_dir, ignore_errors=True)
     records: list[TruthRecord] = []
@@ -141,14 +141,14 @@ def build_slice(
             files = sum(r.data_files for r in records)
             if files >= want_files and len(records) >= want_zips:
                 marker.write_text(asked)
-                found = _landed(landing, truth_dir, encryption)
+                found = landed_slice(landing, truth_dir, encryption)
                 return replace(found, seconds=time.monotonic() - started)
             per_zip = files / max(1, len(records))
             todo = math.ceil((want_files - files) / max(per_zip, 1.0) * 1.05) + workers
     raise RuntimeError(f"slice still short of {want_files:,} data files after {MAX_ROUNDS} rounds")
 
 
-def _landed(landing: Path, truth_dir: Path, encryption: Encryption) -> Slice:
+def landed_slice(landing: Path, truth_dir: Path, encryption: Encryption) -> Slice:
     """The slice already landed under `landing`, as its truth files describe it."""
     records = [r for part in sorted(truth_dir.glob("part-*.jsonl")) for r in read_truth(part)]
     sizes = {r.archive: (landing / r.archive).stat().st_size for r in records}

@@ -1,0 +1,69 @@
+"""Run the peer in a Python process (and JVM) of its own, as its own job would run.
+
+The peer collects each batch onto the driver with `toArrow`, which needs a bigger driver heap
+than the 1 GB our pipeline runs with; a separate process gives it one without changing ours,
+and keeps its memory out of our process tree's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks import spark_stages
+from benchmarks.memory import MemoryPeaks
+from benchmarks.peer import PeerResult, run_peer
+from benchmarks.seed_slice import Slice, landed_slice
+from lake_assets.catalog.loader import load_catalog
+from lake_assets.settings import PROJECT_ROOT, metadata_root
+from resources.spark import build_session
+
+PEER_DRIVER_MEMORY = "4g"
+
+
+def run_peer_process(data: Slice, *, workdir: Path) -> tuple[PeerResult, dict[str, Any]]:
+    """The peer's result and Spark stage summary, measured in a child process.
+
+    Raises RuntimeError with the child's exit code when it fails (its log is in `workdir`).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    out, log = workdir / "peer.json", workdir / "peer.log"
+    command = [sys.executable, "-m", "benchmarks.peer_process", "--landing", str(data.landing),
+               "--encryption", data.encryption, "--workdir", str(workdir), "--json", str(out)]
+    with open(log, "wb") as handle:
+        done = subprocess.run(command, cwd=PROJECT_ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                              check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"peer process exited with {done.returncode}; see {log}")
+    found = json.loads(out.read_text())
+    memory = MemoryPeaks(**found["result"].pop("memory"))
+    return PeerResult(**found["result"], memory=memory), found["stages"]
+
+
+def main() -> None:
+    """Entry point of the child process."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--landing", type=Path, required=True)
+    parser.add_argument("--encryption", required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args()
+    data = landed_slice(args.landing, args.landing.parent / "truth", args.encryption)
+    conf = {**spark_stages.UI_CONF, "spark.driver.memory": PEER_DRIVER_MEMORY}
+    spark = build_session(master="local[2]", conf=conf, app_name="ingest-benchmark-peer")
+    try:
+        mark = spark_stages.mark(spark)
+        result = run_peer(spark, load_catalog(metadata_root()), data, workdir=args.workdir)
+        stages = spark_stages.stage_summary(spark, mark)
+    finally:
+        spark.stop()
+    args.json.write_text(json.dumps({"result": asdict(result), "stages": stages}))
+
+
+if __name__ == "__main__":
+    main()
