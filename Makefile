@@ -8,7 +8,7 @@ BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
 PYTHON      ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
                  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-                 && { echo $$p; break; }; done)
+                 2>/dev/null && { echo $$p; break; }; done)
 
 export DAGSTER_HOME      ?= $(CURDIR)/.dagster_home
 export LAKE_ROOT         ?= $(CURDIR)/.lake
