@@ -1,7 +1,7 @@
 """Bronze assets: one multi-asset per feed, materializing every table of the feed from one batch."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -19,7 +19,9 @@ from lake_assets.factory.specs import bronze_key, build_bronze_specs
 from lake_assets.ingest.batch import (
     ARRIVAL,
     BatchArchive,
+    BatchOutcome,
     BatchSpec,
+    Output,
     bronze_row_schema,
     load_batch,
     quarantine_row_schema,
@@ -199,12 +201,12 @@ def _load(
     report = BatchReport(ingested_at=now, archives=outcome.archives,
                          bad_reasons=outcome.bad_reasons, checks=outcome.checks,
                          failed_rules=outcome.failed_rules)
-    pending = {} if outcome.failed_rules else dict(plans)
-    if outcome.failed_rules:  # the run fails: commit nothing, keep nothing
-        for output, plan in plans.items():
-            discard(plan.spec, [f.path for f in outcome.files.get(output, [])])
+    if outcome.failed_rules:  # the run fails: commit nothing
+        _discard(plans, outcome, plans)
+        return report
+    pending = dict(plans)
     try:
-        for output, plan in pending.copy().items():
+        for output, plan in plans.items():
             added = outcome.added_columns.get(output)
             if added:
                 plan = _widened(plan, added)
@@ -213,14 +215,20 @@ def _load(
             if output[0] == "bronze":
                 context.log.info(f"{feed.name}.{output[1]}: {report.writes[output]}")
     finally:
-        for output, plan in pending.items():  # never committed: remove their files
-            discard(plan.spec, [f.path for f in outcome.files.get(output, [])])
+        _discard(plans, outcome, pending)  # what could not commit leaves no files behind
     return report
+
+
+def _discard(
+    plans: dict[Output, CommitPlan], outcome: BatchOutcome, outputs: Iterable[Output]
+) -> None:
+    for output in outputs:
+        discard(plans[output].spec, [f.path for f in outcome.files.get(output, [])])
 
 
 def _plans(
     feed: Feed, lake: DeltaLake, *, batch_id: str, rerun: bool, slice_: list[tuple]
-) -> dict[tuple[str, str], CommitPlan]:
+) -> dict[Output, CommitPlan]:
     """One commit plan per (layer, table): appended under the batch's app transaction, or (a
     re-run) replacing the partition's slice."""
     plans = {}

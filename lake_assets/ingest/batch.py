@@ -113,6 +113,7 @@ def load_batch(
     shares = [ordered[task::tasks] for task in range(tasks)]
     # One id per partition: task k reads shares[k].
     ids = spark.range(0, tasks, numPartitions=tasks)
+    # Bounded: a row per archive, per file written and per table tally, never data rows.
     rows = ids.mapInArrow(_task(spec, shares, dict(writes)), _RESULT_SCHEMA).collect()
     return _outcome(rows)
 

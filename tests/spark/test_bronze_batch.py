@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
+from lake_assets.catalog.models import Feed
 from lake_assets.factory.bronze import build_bronze_assets
 from resources.delta import DeltaLake
 from tests.unit.ingest_builders import PASSWORD, aes_zip, feed, lab_csv, with_table
@@ -24,15 +25,15 @@ def land(root: Path, name: str, data: bytes, facility: str = "FAC00001") -> str:
     return path
 
 
-def run_batch(lake: DeltaLake, archives: list[str], batch_id: str,
-              evolution: str) -> dg.ExecuteInProcessResult:
-    labs = with_table(feed("lab_results"), schema_evolution=evolution)
+def run_batch(lake: DeltaLake, archives: list[str], batch_id: str, evolution: str, *,
+              labs: Feed | None = None, succeeds: bool = True) -> dg.ExecuteInProcessResult:
+    labs = with_table(labs or feed("lab_results"), schema_evolution=evolution)
     asset = build_bronze_assets(labs, source_file="lab_results.yaml")
     config = {"ops": {asset.op.name: {"config": {"batch_id": batch_id, "archives": archives}}}}
     with dg.instance_for_test() as instance:
         result = dg.materialize([asset], instance=instance, resources={"lake": lake},
-                                partition_key=DAY, run_config=config)
-    assert result.success
+                                partition_key=DAY, run_config=config, raise_on_error=succeeds)
+    assert result.success is succeeds
     return result
 
 
@@ -78,3 +79,29 @@ def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
     run_batch(lake, [plain, widened, broken], "20261120-0000001", "add_columns")
     assert DeltaTable(table.table_uri).version() == version
     assert len(table.to_pyarrow_table()) == 2
+
+
+def test_a_broken_fail_rule_commits_nothing_and_fails_the_run(
+    lake: DeltaLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("LANDING_ROOT", str(landing))
+    monkeypatch.setenv("LAKE_SECRET_LAB_ZIP_PASSWORD", PASSWORD)
+    rows = [{"result_id": "R000001"}, {"result_id": "R000002", "test_code": "NOT-A-LOINC"}]
+    archive = land(landing, "a.zip", aes_zip([("a.csv", lab_csv(rows))]))
+    labs = feed("lab_results")
+    table = labs.tables[0]
+    strict = tuple(
+        c.model_copy(update={"checks": c.checks.model_copy(update={"action": "fail"})})
+        if c.name == "test_code" else c
+        for c in table.columns
+    )
+    labs = labs.model_copy(update={"tables": (table.model_copy(update={"columns": strict}),)})
+
+    result = run_batch(lake, [archive], "20261120-0000001", "rescue", labs=labs, succeeds=False)
+
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["test_code_valid"].passed
+    bronze = Path(lake.ref(["bronze", "lab_results", "lab_results"]).uri)
+    assert not (bronze / "_delta_log").exists()
+    assert not list((tmp_path / "lake").rglob("*.parquet"))
