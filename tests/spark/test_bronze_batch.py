@@ -37,12 +37,17 @@ def run_batch(lake: DeltaLake, archives: list[str], batch_id: str, evolution: st
     return result
 
 
-def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
-    lake: DeltaLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    landing = tmp_path / "landing"
-    monkeypatch.setenv("LANDING_ROOT", str(landing))
+@pytest.fixture
+def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The landing zone runs read, and the lab zip password."""
+    monkeypatch.setenv("LANDING_ROOT", str(tmp_path / "landing"))
     monkeypatch.setenv("LAKE_SECRET_LAB_ZIP_PASSWORD", PASSWORD)
+    return tmp_path / "landing"
+
+
+def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
+    lake: DeltaLake, landing: Path
+) -> None:
     rows = [{"result_id": "R000001"}, {"result_id": "R000003", "test_code": "NOT-A-LOINC"}]
     plain = land(landing, "a.zip", aes_zip([("a.csv", lab_csv(rows))]))
     wider = lab_csv([{"result_id": "R000002"}], extra={"Reference Range": "3.9-5.6"})
@@ -82,11 +87,8 @@ def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
 
 
 def test_a_broken_fail_rule_commits_nothing_and_fails_the_run(
-    lake: DeltaLake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lake: DeltaLake, landing: Path, tmp_path: Path
 ) -> None:
-    landing = tmp_path / "landing"
-    monkeypatch.setenv("LANDING_ROOT", str(landing))
-    monkeypatch.setenv("LAKE_SECRET_LAB_ZIP_PASSWORD", PASSWORD)
     rows = [{"result_id": "R000001"}, {"result_id": "R000002", "test_code": "NOT-A-LOINC"}]
     archive = land(landing, "a.zip", aes_zip([("a.csv", lab_csv(rows))]))
     labs = feed("lab_results")
