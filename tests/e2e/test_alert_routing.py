@@ -86,12 +86,6 @@ def _channels(
     monkeypatch.setenv("LAKE_UI_URL", UI)
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as real_instance:
-        yield real_instance
-
-
 def feed_stub(catalog: Catalog, feed_name: str, *, plan: dict[str, int]) -> dg.AssetsDefinition:
     """The feed's bronze multi-asset with its real specs and no Spark.
 

@@ -8,7 +8,6 @@ change a count.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,12 +29,6 @@ START = datetime(2026, 11, 20, 6, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
     return load_catalog(METADATA)
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as real_instance:
-        yield real_instance
 
 
 def simulate_zone(catalog: Catalog, lake: Path) -> Path:

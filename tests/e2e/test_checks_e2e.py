@@ -47,12 +47,6 @@ def catalog() -> Catalog:
     return load_catalog(METADATA)
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as real_instance:
-        yield real_instance
-
-
 def latest_check(
     instance: dg.DagsterInstance, asset: dg.AssetKey, name: str
 ) -> dg.AssetCheckEvaluation:
