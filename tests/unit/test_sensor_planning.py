@@ -34,7 +34,8 @@ def land(root: Path, feed: str, date: str, hour: str, facility: str, name: str, 
 def test_locate_reads_date_hour_and_facility() -> None:
     assert locate(LAB, "lab_results/2026-11-20/09/FAC00001/a.zip") == (
         "2026-11-20", "09", "FAC00001")
-    with pytest.raises(LandingPathError, match=r"lab_results/oops\.zip: feed lab_results: expected"):
+    expected = r"lab_results/oops\.zip: feed lab_results: expected"
+    with pytest.raises(LandingPathError, match=expected):
         locate(LAB, "lab_results/oops.zip")
 
 
