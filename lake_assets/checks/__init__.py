@@ -10,11 +10,11 @@ Public API (stable; the bronze asset calls the first four on its executors and d
         `keys.unique` (keys + sequence_by: the same record twice; check `keys_unique`), each
         with severity, blocking and action (keep | quarantine | fail) from metadata.
 
-    evaluate_rows(rules: TableRules, rows: pa.Table | pa.RecordBatch) -> RowVerdict
+    evaluate_rows(rules: TableRules, rows: pa.Table | pa.RecordBatch, *, within=()) -> RowVerdict
         Pandera's pandas backend (lazy) on one Arrow table. RowVerdict.tally: a CheckTally;
         .reasons: pa.string array, one per row, naming the `quarantine` rules the row broke
         (null: keep it); .failed: names of `fail` rules that any row broke. Uniqueness is
-        judged within `rows` only.
+        judged within `rows` only, among rows that agree on the `within` columns.
 
     CheckTally(rows, failing, failing_by_check, samples, facilities)
         .merge(other) -> CheckTally, CheckTally.merge_all(tallies) -> CheckTally,

@@ -30,6 +30,7 @@ from resources.delta.files import DataFile, TableWriter, WriteSpec, align_batch
 from resources.spark import default_parallelism
 
 ARRIVAL = "_arrival_date"
+ARCHIVE = "_source_archive"
 LAYERS = ("bronze", "quarantine")
 FLUSH_ROWS = 100_000  # rows a task buffers per table before writing them as one row group
 
@@ -123,17 +124,17 @@ def _task(
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sink = _Sink(spec.feed, writes)
-        summaries: list[str] = []
+        loaded: list[_Loaded] = []
         try:
             for batch in batches:
                 for task in batch.column(0).to_pylist():
                     for index in shares[task]:
-                        summaries.append(_load_archive(spec, spec.archives[index], sink))
+                        loaded.append(_load_archive(spec, spec.archives[index], sink))
             found = sink.close()
         except BaseException:
             sink.abandon()
             raise
-        results = [("archive", None, None, s) for s in summaries]
+        results = [("archive", None, None, json.dumps(one.summary(sink.held))) for one in loaded]
         results += [("file", layer, tbl, json.dumps(asdict(f))) for (layer, tbl), f in found]
         results += [("column", layer, tbl, name) for (layer, tbl), name in sink.added()]
         results += [("checks", "bronze", tbl, t.to_json()) for tbl, t in sink.tallies.items()]
@@ -147,6 +148,11 @@ def _task(
 
 class _Sink:
     """Per output: rows buffered into large row groups, then written by a TableWriter.
+
+    Good rows are checked a buffer at a time, just before they are written: one evaluation
+    over many archives instead of one per archive and table, which cost as much as parsing
+    small archives. Rows that break a `quarantine` rule move to the table's quarantine output
+    and are counted against their archive in `held`.
 
     Tables with `schema_evolution: add_columns` take new columns: the writer's open files are
     finished and later files carry the wider schema, which the commit adds to the table.
@@ -165,24 +171,28 @@ class _Sink:
         self.rules = {table.name: compile_rules(table) for table in feed.tables}
         self.tallies: dict[str, CheckTally] = {}
         self.failed: set[tuple[str, str]] = set()
+        self.held: Counter[tuple[str, str]] = Counter()  # (archive path, table) -> rows moved
 
-    def checked(self, table: str, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
-        """Run `table`'s row checks on good `rows`: (rows to keep, rows to quarantine).
+    def _checked(self, table: str, rows: pa.Table) -> pa.Table:
+        """Run `table`'s row checks on good `rows`; returns the rows to keep.
 
-        Rows that break a rule whose action is `quarantine` move to quarantine with reason
+        Rows that break a rule whose action is `quarantine` go to quarantine with reason
         `check_failed` and the rules in `_error`; the counts go into the table's tally.
+        Repeated keys are judged within each archive, as if it were checked on its own.
         """
-        verdict = evaluate_rows(self.rules[table], rows)
+        verdict = evaluate_rows(self.rules[table], rows, within=(ARCHIVE,))
         known = self.tallies.get(table)
         self.tallies[table] = verdict.tally if known is None else known.merge(verdict.tally)
         self.failed.update((table, rule) for rule in verdict.failed)
         held = verdict.reasons.is_valid()
         if not pc.any(held).as_py():
-            return rows, rows.schema.empty_table()
-        kept = rows.filter(pc.invert(held))
+            return rows
         moved = rows.filter(held)
-        errors = verdict.reasons.filter(held)
-        return kept, _as_quarantined(moved, errors, table)
+        for path, count in Counter(moved.column(ARCHIVE).to_pylist()).items():
+            self.held[(path, table)] += count
+        self.add(("quarantine", table), _as_quarantined(moved, verdict.reasons.filter(held),
+                                                        table))
+        return rows.filter(pc.invert(held))
 
     def add(self, output: Output, rows: pa.Table) -> None:
         spec = self.specs[output]
@@ -203,14 +213,19 @@ class _Sink:
     def _flush(self, output: Output) -> None:
         if not self.buffers[output]:
             return
-        if not self.writers[output]:
-            self.writers[output].append(TableWriter(self.specs[output]))
-        self.writers[output][-1].write(pa.concat_tables(self.buffers[output]))
+        rows = pa.concat_tables(self.buffers[output])
         self.buffers[output] = []
         self.buffered[output] = 0
+        if output[0] == "bronze":
+            rows = self._checked(output[1], rows)
+        if not self.writers[output]:
+            self.writers[output].append(TableWriter(self.specs[output]))
+        self.writers[output][-1].write(rows)
 
     def close(self) -> list[tuple[Output, DataFile]]:
-        for output in self.specs:
+        """Flush every buffer (bronze first: its checks may add quarantine rows) and finish
+        the files; returns every file written."""
+        for output in sorted(self.specs, key=lambda o: o[0] != "bronze"):
             self._flush(output)
         return [(o, f) for o, writers in self.writers.items() for w in writers for f in w.close()]
 
@@ -250,8 +265,29 @@ def _outcome(rows: list) -> BatchOutcome:
     return outcome
 
 
-def _load_archive(spec: BatchSpec, archive: BatchArchive, sink: _Sink) -> str:
-    """Read one archive into the sink; returns its summary as JSON."""
+@dataclass(frozen=True)
+class _Loaded:
+    """One archive read into the sink: what its summary needs once its rows are checked."""
+
+    archive: BatchArchive
+    size: int
+    sha256: str
+    result: ArchiveResult
+
+    def summary(self, held: Counter[tuple[str, str]]) -> dict:
+        """The archive's manifest summary, given the rows the checks moved to quarantine."""
+        counts: dict[str, tuple[int, Counter[str]]] = {}
+        for name, rows in self.result.tables.items():
+            bad = Counter(rows.bad.column("_reason").to_pylist())
+            moved = held[(self.archive.path, name)]
+            if moved:
+                bad["check_failed"] += moved
+            counts[name] = (rows.good.num_rows - moved, bad)
+        return _summary(self.archive, self.size, self.sha256, self.result, counts)
+
+
+def _load_archive(spec: BatchSpec, archive: BatchArchive, sink: _Sink) -> _Loaded:
+    """Read one archive into the sink."""
     data = _fetch(spec.landing_root, archive.path)
     if data is None:
         sha256 = ""
@@ -262,31 +298,28 @@ def _load_archive(spec: BatchSpec, archive: BatchArchive, sink: _Sink) -> str:
         if result.status == "quarantined":
             _keep_original(spec, archive, data)
     lineage = _lineage(spec, archive, sha256)
-    counts: dict[str, tuple[int, Counter[str]]] = {}
     for name, rows in result.tables.items():
-        good, bad = rows.good, rows.bad
-        if good.num_rows:
-            good, held = sink.checked(name, _with(good, lineage))
-            sink.add(("bronze", name), good)
-            bad = pa.concat_tables([bad, held.select(bad.schema.names)]) if held.num_rows \
-                else bad
-        if bad.num_rows:
-            sink.add(("quarantine", name), _with(bad, lineage | {"_table": (pa.string(), name)}))
-        counts[name] = (good.num_rows, Counter(bad.column("_reason").to_pylist()))
-    size = len(data) if data is not None else 0
-    return json.dumps(_summary(archive, size, sha256, result, counts))
+        if rows.good.num_rows:
+            sink.add(("bronze", name), _with(rows.good, lineage))
+        if rows.bad.num_rows:
+            sink.add(("quarantine", name), _with(rows.bad, lineage | {"_table": (pa.string(),
+                                                                                 name)}))
+    return _Loaded(archive, len(data) if data is not None else 0, sha256, result)
 
 
 def _as_quarantined(rows: pa.Table, errors: pa.Array, table: str) -> pa.Table:
-    """Good rows that failed checks, as quarantine rows: reason `check_failed`, the broken
-    rules in `_error`, the declared values as JSON in `_raw`."""
-    lineage = {f.name for f in LINEAGE} | {RESCUED, SOURCE_MEMBER, ARRIVAL}
-    values = rows.select([n for n in rows.column_names if n not in lineage]).to_pylist()
+    """Good rows that failed checks, as quarantine rows with their lineage: reason
+    `check_failed`, the broken rules in `_error`, the declared values as JSON in `_raw`."""
+    kept = [f.name for f in LINEAGE] + [ARRIVAL]
+    envelope = set(kept) | {RESCUED, SOURCE_MEMBER}
+    values = rows.select([n for n in rows.column_names if n not in envelope]).to_pylist()
     return pa.table({
         "_source_member": rows.column(SOURCE_MEMBER),
         "_reason": pa.array(["check_failed"] * rows.num_rows, pa.string()),
         "_error": errors.cast(pa.string()),
         "_raw": pa.array([json.dumps(v, default=str) for v in values], pa.string()),
+        **{name: rows.column(name) for name in kept},
+        "_table": pa.array([table] * rows.num_rows, pa.string()),
     })
 
 
@@ -311,7 +344,7 @@ def _keep_original(spec: BatchSpec, archive: BatchArchive, data: bytes) -> None:
 def _lineage(spec: BatchSpec, archive: BatchArchive, sha256: str) -> dict[str, tuple]:
     return {
         "_facility_id": (pa.string(), archive.facility),
-        "_source_archive": (pa.string(), archive.path),
+        ARCHIVE: (pa.string(), archive.path),
         "_archive_sha256": (pa.string(), sha256),
         "_ingested_at": (pa.timestamp("us", tz="UTC"), spec.ingested_at),
         "_batch_id": (pa.string(), spec.batch_id),

@@ -163,10 +163,15 @@ def _split_partitions(
         yield (), data
         return
     keys = data.select(list(partition_by)).group_by(list(partition_by), use_threads=False)
-    for combo in keys.aggregate([]).to_pylist():
-        terms = [Term(c, "is null" if combo[c] is None else "=", combo[c]) for c in partition_by]
-        part = data.filter(arrow_mask(terms, data)).drop_columns(list(partition_by))
-        yield tuple(partition_string(combo[c]) for c in partition_by), part
+    combos = keys.aggregate([]).to_pylist()
+    for combo in combos:
+        part = data
+        if len(combos) > 1:  # usually a batch is one arrival date: nothing to filter
+            terms = [Term(c, "is null" if combo[c] is None else "=", combo[c])
+                     for c in partition_by]
+            part = data.filter(arrow_mask(terms, data))
+        yield tuple(partition_string(combo[c]) for c in partition_by), \
+            part.drop_columns(list(partition_by))
 
 
 class _OpenFile:

@@ -117,3 +117,17 @@ def test_integer_widths_and_timestamp_units_conform() -> None:
     verdict = evaluate_rows(compile_rules(table), data.to_batches()[0])
 
     assert verdict.tally.failing == {"n.range": 1, "at.not_null": 1}
+
+
+def test_uniqueness_within_groups_compares_only_rows_of_the_same_group() -> None:
+    table = Table(name="msgs", columns=(Column(name="id", checks=ColumnChecks(unique=True)),))
+    data = pa.table({"id": ["a", "a", "a", "b"], "_source_archive": ["x.zip", "x.zip", "y.zip",
+                                                                     "y.zip"]})
+
+    alone = evaluate_rows(compile_rules(table), data, within=("_source_archive",))
+    together = evaluate_rows(compile_rules(table), data)
+
+    assert alone.tally.failing == {"id.unique": 1}
+    assert alone.reasons.to_pylist() == [None, "id.unique", None, None]
+    assert together.tally.failing == {"id.unique": 2}
+    assert together.tally.samples["id.unique"] == ("a",)
