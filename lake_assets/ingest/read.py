@@ -6,6 +6,7 @@ the lineage columns (`ingest.schema.LINEAGE`) and writes bronze and quarantine.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,8 +16,15 @@ from lake_assets.catalog.models import Feed, Table
 from lake_assets.errors import ArchiveRejected
 from lake_assets.ingest.archives import Member, iter_members
 from lake_assets.ingest.conform import conform
-from lake_assets.ingest.parsers import build_parser
-from lake_assets.ingest.records import BadRecord, ParsedFile, RawTable, bad_table
+from lake_assets.ingest.parsers import build_files_parser
+from lake_assets.ingest.records import (
+    BadRecord,
+    ParsedFile,
+    RawColumn,
+    RawTable,
+    as_array,
+    bad_table,
+)
 from lake_assets.ingest.schema import record_schema
 
 Status = Literal["loaded", "quarantined"]
@@ -57,13 +65,13 @@ class _Gathered:
     """Raw records of one table across the data files of an archive."""
 
     chunks: list[RawTable] = field(default_factory=list)
-    members: list[str] = field(default_factory=list)
+    members: list[RawColumn] = field(default_factory=list)
     bad: list[BadRecord] = field(default_factory=list)
 
     def combined(self, table: Table) -> tuple[RawTable, pa.Array]:
         """Every file's records as one RawTable, and the member name of each record."""
         raw = RawTable.concat(self.chunks, [column.name for column in table.columns])
-        return raw, pa.array(self.members, pa.string())
+        return raw, as_array(self.members)
 
 
 def read_archive(feed: Feed, *, data: bytes, path: str, password: str | None) -> ArchiveResult:
@@ -73,15 +81,12 @@ def read_archive(feed: Feed, *, data: bytes, path: str, password: str | None) ->
     with its reason code (docs/landing-contract.md) and no rows. Raises ColumnSourceError when
     the feed's metadata does not fit its format; any other exception is a bug and propagates.
     """
-    parser = build_parser(feed)
+    parse = build_files_parser(feed)
     gathered = {table.name: _Gathered() for table in feed.tables}
-    members = size = 0
+    files = _Files(feed, data=data, path=path, password=password)
     try:
-        for member in iter_members(feed, data=data, path=path, password=password):
-            members += 1
-            size += len(member.data)
-            text = _decode(feed, member, index=members, path=path)
-            _gather(parser(member=member.name, text=text), member.name, gathered)
+        for parsed in parse(files):
+            _gather(parsed, gathered)
     except ArchiveRejected as exc:
         return quarantined(feed, reason=exc.reason, message=str(exc))
     tables = {}
@@ -90,7 +95,7 @@ def read_archive(feed: Feed, *, data: bytes, path: str, password: str | None) ->
         raw, names = found.combined(table)
         good, bad = conform(table, raw, members=names)
         tables[table.name] = TableRows(good, bad_table(found.bad + bad))
-    return ArchiveResult("loaded", None, None, members, size, tables)
+    return ArchiveResult("loaded", None, None, files.count, files.size, tables)
 
 
 def quarantined(feed: Feed, *, reason: str, message: str) -> ArchiveResult:
@@ -100,6 +105,21 @@ def quarantined(feed: Feed, *, reason: str, message: str) -> ArchiveResult:
         for table in feed.tables
     }
     return ArchiveResult("quarantined", reason, message, 0, 0, tables)
+
+
+class _Files:
+    """The archive's data files as (member name, decoded text), counted as they are read."""
+
+    def __init__(self, feed: Feed, *, data: bytes, path: str, password: str | None) -> None:
+        self.feed, self.data, self.path, self.password = feed, data, path, password
+        self.count = self.size = 0
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        members = iter_members(self.feed, data=self.data, path=self.path, password=self.password)
+        for member in members:
+            self.count += 1
+            self.size += len(member.data)
+            yield member.name, _decode(self.feed, member, index=self.count, path=self.path)
 
 
 def _decode(feed: Feed, member: Member, *, index: int, path: str) -> str:
@@ -116,10 +136,11 @@ def _decode(feed: Feed, member: Member, *, index: int, path: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _gather(parsed: ParsedFile, member: str, gathered: dict[str, _Gathered]) -> None:
+def _gather(parsed: ParsedFile, gathered: dict[str, _Gathered]) -> None:
     for name, records in parsed.bad.items():
         gathered[name].bad.extend(records)
     for name, raw in parsed.tables.items():
         if raw.num_rows:
+            assert raw.members is not None  # files parsers name each record's member
             gathered[name].chunks.append(raw)
-            gathered[name].members.extend([member] * raw.num_rows)
+            gathered[name].members.append(raw.members)

@@ -27,6 +27,8 @@ class RawTable:
 
     columns: dict[str, RawColumn]
     unknown: list[Unknown | None]
+    members: RawColumn | None = None
+    """The member each record came from, when the records span several data files."""
 
     @property
     def num_rows(self) -> int:

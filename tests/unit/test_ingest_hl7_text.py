@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 import hl7
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lake_assets.ingest.parsers import hl7 as hl7_columns
 from lake_assets.ingest.parsers.hl7_text import Encoding, field_value, read_encoding, unescape
 
 MSH = "MSH|^~\\&|EHR|FAC00042"
@@ -89,3 +91,33 @@ def test_bad_escapes_never_log_the_value(caplog: pytest.LogCaptureFixture) -> No
     for value in ("SECRET\\\\", "SECRET\\Cxx\\", "SECRET\\Xzz\\", "SECRET\\"):
         unescape(value, STANDARD)
     assert caplog.records == []
+
+
+_value_leaf = st.one_of(
+    st.text(alphabet='ab1 "', max_size=3),
+    st.sampled_from(['""', "\\F\\", "x\\S\\y", "\\X41\\", "\\", "\\Q\\", "\\.br\\"]),
+)
+_value_segment = (
+    st.lists(_value_leaf, min_size=1, max_size=3).map("&".join)
+    .flatmap(lambda sub: st.lists(st.just(sub) | _value_leaf, min_size=1, max_size=3))
+    .map("^".join)
+    .flatmap(lambda comp: st.lists(st.just(comp) | _value_leaf, min_size=1, max_size=2))
+    .map("~".join)
+    .flatmap(lambda rep: st.lists(st.just(rep) | _value_leaf, min_size=0, max_size=6))
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.none() | _value_segment, min_size=1, max_size=4), st.sampled_from(["PID", "MSH"]),
+       st.integers(1, 7), st.integers(1, 3), st.integers(1, 3))
+def test_columnar_cut_agrees_with_field_by_field_access(
+    segments: list[list[str] | None], name: str, field: int, component: int, subcomponent: int
+) -> None:
+    head = [name, "^~\\&"] if name == "MSH" else [name]
+    texts = [None if s is None else "|".join(head + s) for s in segments]
+    path = hl7_columns.FieldPath(name, field, component, subcomponent)
+
+    cut = hl7_columns._cut(pa.array(texts, pa.string()), path).to_pylist()
+
+    assert cut == [None if t is None else field_value(t.split("|"), field, component,
+                                                      subcomponent, STANDARD) for t in texts]

@@ -8,8 +8,8 @@ import pytest
 
 from lake_assets.catalog.models import Feed
 from lake_assets.errors import ColumnSourceError
-from lake_assets.ingest.parsers import build_parser
-from lake_assets.ingest.records import ParsedFile
+from lake_assets.ingest.parsers import build_parser, hl7
+from lake_assets.ingest.records import ParsedFile, as_array
 from tests.unit.ingest_builders import (
     CENSUS_HEADER,
     LAB_ROW,
@@ -147,6 +147,30 @@ def test_hl7_message_without_a_valid_msh_is_one_malformed_record(bad: str) -> No
     assert column(parsed, "adt_messages", "message_id") == ["M2"]
     assert [reason for reason, _ in reasons(parsed, "adt_messages")] == ["malformed"]
     assert "patients" not in parsed.bad
+
+
+def test_hl7_files_of_an_archive_read_together_keep_their_members_and_values() -> None:
+    custom = hl7_message("C1").replace("|", "#").replace("^", "$").replace("~", "%")
+    custom = custom.replace("\\", "@").replace("&", "*")
+    files = [("a.txt", hl7_message("A1") + hl7_message("A2", extra=("ZPV|z",))),
+             ("custom.txt", custom),
+             ("broken.txt", "EVN|A01\r" + hl7_message("B1")),
+             ("empty.txt", "\r\n"),
+             ("c.txt", hl7_message("C2", pid=False))]
+
+    parsed = hl7.parse_files(hl7.build_layout(ADT), files)
+
+    messages = parsed.tables["adt_messages"]
+    by_id = dict(zip(messages.column("message_id").to_pylist(),
+                     as_array([messages.members]).to_pylist(), strict=True))
+    assert by_id == {"A1": "a.txt", "A2": "a.txt", "C2": "c.txt", "C1": "custom.txt",
+                     "B1": "broken.txt"}
+    unknown = dict(zip(messages.column("message_id").to_pylist(), messages.unknown, strict=True))
+    assert unknown["A2"] == {"ZPV": ["ZPV|z"]} and unknown["A1"] is None
+    patients = parsed.tables["patients"]
+    assert sorted(patients.column("given_name").to_pylist()) == ["Jane"] * 4
+    assert [(b.member, b.reason) for b in parsed.bad["adt_messages"]] == [
+        ("broken.txt", "malformed")]
 
 
 def test_hl7_source_that_is_not_a_field_path_is_a_metadata_error() -> None:

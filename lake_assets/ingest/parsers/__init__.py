@@ -6,7 +6,7 @@ records (`malformed`) with their reason. Types are conformed later, in `ingest.c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 
 from lake_assets.catalog.models import Feed
@@ -15,6 +15,10 @@ from lake_assets.ingest.records import ParsedFile
 
 Parser = Callable[..., ParsedFile]
 """Called as `parser(member=name, text=decoded_text)`."""
+
+FilesParser = Callable[[Iterable[tuple[str, str]]], Iterator[ParsedFile]]
+"""Called with the (member name, decoded text) of every data file of an archive; yields parsed
+chunks whose RawTables name the member of each record."""
 
 
 def build_parser(feed: Feed) -> Parser:
@@ -31,3 +35,25 @@ def build_parser(feed: Feed) -> Parser:
     if kind == "hl7v2":
         return partial(hl7.parse, hl7.build_layout(feed))
     return partial(xml.parse, xml.build_layout(feed))
+
+
+def build_files_parser(feed: Feed) -> FilesParser:
+    """A parser for all the data files of one archive of `feed`.
+
+    HL7 reads them all in one columnar pass (see `hl7.parse_files`); the other formats read
+    one file at a time, so only one file's text is held. Raises ColumnSourceError as
+    `build_parser` does.
+    """
+    if feed.format.kind == "hl7v2":
+        layout = hl7.build_layout(feed)
+        return lambda files: iter([hl7.parse_files(layout, files)])
+    parser = build_parser(feed)
+
+    def each(files: Iterable[tuple[str, str]]) -> Iterator[ParsedFile]:
+        for member, text in files:
+            parsed = parser(member=member, text=text)
+            for raw in parsed.tables.values():
+                raw.members = [member] * raw.num_rows
+            yield parsed
+
+    return each
