@@ -108,8 +108,8 @@ _value_segment = (
 
 
 @settings(max_examples=300)
-@given(st.lists(st.none() | _value_segment, min_size=1, max_size=4), st.sampled_from(["PID", "MSH"]),
-       st.integers(1, 7), st.integers(1, 3), st.integers(1, 3))
+@given(st.lists(st.none() | _value_segment, min_size=1, max_size=4),
+       st.sampled_from(["PID", "MSH"]), st.integers(1, 7), st.integers(1, 3), st.integers(1, 3))
 def test_columnar_cut_agrees_with_field_by_field_access(
     segments: list[list[str] | None], name: str, field: int, component: int, subcomponent: int
 ) -> None:
