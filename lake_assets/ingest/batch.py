@@ -267,22 +267,24 @@ def _outcome(rows: list) -> BatchOutcome:
 
 @dataclass(frozen=True)
 class _Loaded:
-    """One archive read into the sink: what its summary needs once its rows are checked."""
+    """One archive read into the sink: what its summary needs once its rows are checked.
+
+    `result` has no rows (they are in the sink); `counts` holds each table's good rows and
+    bad rows by reason as read.
+    """
 
     archive: BatchArchive
     size: int
     sha256: str
     result: ArchiveResult
+    counts: dict[str, tuple[int, Counter[str]]]
 
     def summary(self, held: Counter[tuple[str, str]]) -> dict:
         """The archive's manifest summary, given the rows the checks moved to quarantine."""
-        counts: dict[str, tuple[int, Counter[str]]] = {}
-        for name, rows in self.result.tables.items():
-            bad = Counter(rows.bad.column("_reason").to_pylist())
+        counts = {}
+        for name, (good, bad) in self.counts.items():
             moved = held[(self.archive.path, name)]
-            if moved:
-                bad["check_failed"] += moved
-            counts[name] = (rows.good.num_rows - moved, bad)
+            counts[name] = (good - moved, bad + Counter({"check_failed": moved}))
         return _summary(self.archive, self.size, self.sha256, self.result, counts)
 
 
@@ -304,7 +306,10 @@ def _load_archive(spec: BatchSpec, archive: BatchArchive, sink: _Sink) -> _Loade
         if rows.bad.num_rows:
             sink.add(("quarantine", name), _with(rows.bad, lineage | {"_table": (pa.string(),
                                                                                  name)}))
-    return _Loaded(archive, len(data) if data is not None else 0, sha256, result)
+    counts = {name: (rows.good.num_rows, Counter(rows.bad.column("_reason").to_pylist()))
+              for name, rows in result.tables.items()}
+    size = len(data) if data is not None else 0
+    return _Loaded(archive, size, sha256, replace(result, tables={}), counts)
 
 
 def _as_quarantined(rows: pa.Table, errors: pa.Array, table: str) -> pa.Table:
