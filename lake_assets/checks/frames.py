@@ -39,6 +39,7 @@ def tally_frame(df: DataFrame, rules: TableRules) -> CheckTally:
     for rule in rules.uniqueness:
         if all(c in df.columns for c in rule.columns):
             parts.append(_duplicates(df, rule))
+    # Bounded: one tally row per task of each part, never data rows.
     rows = reduce(DataFrame.union, parts).collect()
     return CheckTally.merge_all(CheckTally.from_json(row[0]) for row in rows)
 
@@ -122,6 +123,7 @@ def daily_counts(
     """Rows per day of `date_column` from `first` to `last`, inclusive; days without rows are
     absent. One Spark job; a Delta table partitioned by `date_column` reads only those days."""
     day = F.col(date_column)
+    # Bounded: one row per day from `first` to `last`.
     rows = (df.where(day.between(F.lit(first), F.lit(last)))
             .groupBy(day.alias("day")).count().collect())
     return {row["day"]: row["count"] for row in rows}

@@ -113,11 +113,13 @@ def _pandera_failures(
     # Repeated values are found with pandas directly: Pandera reports a multi-column `unique`
     # by reshaping every failure case, which cost more than parsing the archive (ADT: 1.8 s
     # of 2.8 s over 20 archives), and it cannot judge them within groups. The result is the
-    # same: each repeat after the first.
+    # same: each repeat after the first. Rows with a null in the rule's columns are not
+    # compared, as in Pandera and in silver (`frames._duplicates`).
     broken: dict[str, np.ndarray] = {}
     for rule in keys:
         subset = list(dict.fromkeys([*rule.columns, *groups]))
-        repeats = np.flatnonzero(frame.duplicated(subset=subset, keep="first"))
+        compared = frame[list(rule.columns)].notna().all(axis=1)
+        repeats = np.flatnonzero(frame.duplicated(subset=subset, keep="first") & compared)
         if len(repeats):
             broken[rule.name] = repeats.astype(np.int64)
     others = [r for r in rules if r not in keys]

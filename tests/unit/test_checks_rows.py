@@ -131,3 +131,13 @@ def test_uniqueness_within_groups_compares_only_rows_of_the_same_group() -> None
     assert alone.reasons.to_pylist() == [None, "id.unique", None, None]
     assert together.tally.failing == {"id.unique": 2}
     assert together.tally.samples["id.unique"] == ("a",)
+
+
+def test_uniqueness_does_not_compare_nulls() -> None:
+    table = Table(name="msgs", columns=(Column(name="id", checks=ColumnChecks(unique=True)),))
+    data = pa.table({"id": pa.array([None, None, "a", "a"], pa.string())})
+
+    verdict = evaluate_rows(compile_rules(table), data)
+
+    assert verdict.tally.failing == {"id.unique": 1}
+    assert verdict.reasons.to_pylist() == [None, None, None, "id.unique"]
