@@ -149,6 +149,7 @@ class SparkResource(LazyPySparkResource):
 
 CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 DEFAULT_CONNECT_PORT = 15002
+FAIR_POOLS = Path(__file__).with_name("spark_pools.xml")
 
 
 def connect_server_command(
@@ -171,6 +172,7 @@ def connect_server_command(
         "spark.connect.grpc.binding.port": str(port),
         "spark.driver.memory": driver_memory,
         "spark.scheduler.mode": "FAIR",  # concurrent runs share the cores
+        "spark.scheduler.allocation.file": str(FAIR_POOLS),  # ...also within the default pool
         "spark.sql.shuffle.partitions": str(local_shuffle_partitions(chosen)),
         "spark.ui.enabled": str(ui_enabled).lower(),
         "spark.pyspark.python": sys.executable,

@@ -135,3 +135,24 @@ def _stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+@contextmanager
+def connect_server(work_dir: Path, *, master: str = "local[2]") -> Iterator[str]:
+    """`lakehouse spark-server` on a free loopback port, as `make run` starts it; yields its
+    sc:// URL. Its log goes to `work_dir/spark-connect.log`."""
+    from resources.spark import wait_for_port
+
+    port = free_port()
+    env = dict(os.environ, SPARK_LOCAL_IP=LOOPBACK, PYSPARK_PYTHON=sys.executable)
+    lakehouse = Path(sys.executable).with_name("lakehouse")
+    with (work_dir / "spark-connect.log").open("wb") as handle:
+        server = subprocess.Popen(
+            [str(lakehouse), "spark-server", "--port", str(port), "--master", master],
+            env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_for_port(port, timeout=120)
+        yield f"sc://{LOOPBACK}:{port}"
+    finally:
+        _stop(server)

@@ -1,0 +1,47 @@
+"""Landing zone to bronze through a Spark Connect server, as under `make run`.
+
+    SPARK_REMOTE=sc://127.0.0.1:PORT python tests/spark/connect_job.py <workdir> <report.json>
+
+Runs in its own process: the test process holds a classic local session. Sensors tick on a
+temporary instance and every run they request executes in process; its Spark resource connects
+to the server named by SPARK_REMOTE. The report compares bronze with the simulator's truth.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from benchmarks.pipeline import run_pipeline
+from lake_assets.catalog.loader import load_catalog
+from lake_assets.settings import metadata_root
+from lake_assets.simulate import SimulationOptions, read_truth, simulate
+
+
+def main(workdir: str, report: str) -> None:
+    root = Path(workdir)
+    catalog = load_catalog(metadata_root())
+    landing, truth = root / "landing", root / "truth.jsonl"
+    simulate(catalog, SimulationOptions(
+        out=str(landing), truth=str(truth), facilities=3, hours=1, rate=12, faults=0.0,
+        seed=5, size_scale=0.02, start=datetime(2026, 11, 20, 6, tzinfo=UTC)))
+    result = run_pipeline(catalog, lake=root / "lake", landing=landing)
+    expected: Counter[str] = Counter()
+    for record in read_truth(str(truth)):
+        for table, rows in record.rows.items():
+            expected[f"{record.feed}/{table}"] += rows
+    found = {name: DeltaTable(str(root / "lake" / "bronze" / name)).to_pyarrow_dataset()
+             .count_rows() for name in expected}
+    Path(report).write_text(json.dumps({
+        "runs": result.runs, "failed_runs": result.failed_runs, "archives": result.archives,
+        "expected": dict(expected), "found": found,
+    }))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
