@@ -175,7 +175,7 @@ def _split_partitions(
 
 
 class _OpenFile:
-    """A Parquet file being written, with running statistics."""
+    """A Parquet file being written; its statistics come from the footer the writer builds."""
 
     def __init__(self, fs: Any, root: str, spec: WriteSpec, key: tuple[str | None, ...]) -> None:
         self.partition_values = dict(zip(spec.partition_by, key, strict=True))
@@ -186,18 +186,23 @@ class _OpenFile:
         self.fs = fs
         if root:
             fs.create_dir(self.full.rsplit("/", 1)[0], recursive=True)
-        data_schema = pa.schema([f for f in spec.schema if f.name not in spec.partition_by])
+        self.schema = pa.schema([f for f in spec.schema if f.name not in spec.partition_by])
         writer = {WRITER_KEY: f"{socket.gethostname()}:{os.getpid()}"}
         self.sink = fs.open_output_stream(self.full)
+        self.footers: list[pq.FileMetaData] = []
         self.writer = pq.ParquetWriter(
-            self.sink, data_schema.with_metadata(writer), compression="snappy"
+            self.sink, self.schema.with_metadata(writer), compression="snappy",
+            metadata_collector=self.footers,
         )
-        self.stats = _FileStats(data_schema)
+        self.floats = [f.name for f in self.schema if pa.types.is_floating(f.type)]
+        self.with_nan: set[str] = set()
         self.rows = 0
 
     def write(self, part: pa.Table) -> None:
         self.writer.write_table(part)
-        self.stats.update(part)
+        for name in self.floats:  # Parquet leaves NaN out of min/max; Delta must not skip it
+            if name not in self.with_nan and pc.any(pc.is_nan(part.column(name))).as_py():
+                self.with_nan.add(name)
         self.rows += part.num_rows
 
     def close(self) -> DataFile:
@@ -209,7 +214,7 @@ class _OpenFile:
             size=size,
             partition_values=self.partition_values,
             num_records=self.rows,
-            stats=self.stats.to_json(self.rows),
+            stats=_footer_stats(self.footers[0], self.schema, self.rows, self.with_nan),
             modification_time=int(time.time() * 1000),
         )
 
@@ -222,42 +227,37 @@ class _OpenFile:
             self.fs.delete_file(self.full)
 
 
-class _FileStats:
-    """Running min, max and null count of each top-level primitive column."""
+def _footer_stats(footer: pq.FileMetaData, schema: pa.Schema, rows: int,
+                  unusable: set[str]) -> str:
+    """Delta statistics of a written file from its Parquet footer: the writer has already
+    computed each row group's min, max and null count, so no second pass over the data.
 
-    def __init__(self, schema: pa.Schema) -> None:
-        self.fields = [f for f in schema if _has_stats(f.type) or _counts_nulls(f.type)]
-        self.nulls: dict[str, int] = {f.name: 0 for f in self.fields}
-        self.low: dict[str, Any] = {}
-        self.high: dict[str, Any] = {}
-        self.unusable: set[str] = set()
-
-    def update(self, part: pa.Table) -> None:
-        for f in self.fields:
-            column = part.column(f.name)
-            self.nulls[f.name] += column.null_count
-            if not _has_stats(f.type) or f.name in self.unusable:
-                continue
-            if pa.types.is_floating(f.type) and pc.any(pc.is_nan(column)).as_py():
-                self.unusable.add(f.name)
-                continue
-            bounds = pc.min_max(column).as_py()
-            if bounds["min"] is not None:
-                low = self.low.get(f.name)
-                self.low[f.name] = bounds["min"] if low is None else min(low, bounds["min"])
-                high = self.high.get(f.name)
-                self.high[f.name] = bounds["max"] if high is None else max(high, bounds["max"])
-
-    def to_json(self, rows: int) -> str:
-        lows = {k: _stat_value(v, low=True) for k, v in self.low.items() if k not in self.unusable}
-        highs = {k: _stat_value(v, low=False) for k, v in self.high.items()
-                 if k not in self.unusable}
-        return json.dumps({
-            "numRecords": rows,
-            "minValues": {k: v for k, v in lows.items() if v is not None},
-            "maxValues": {k: v for k, v in highs.items() if v is not None},
-            "nullCount": self.nulls,
-        })
+    A top-level primitive column gets bounds only when every row group with values has them
+    (the writer leaves them out for very long values) and it holds no NaN (left out of them).
+    """
+    index = {footer.schema.column(i).path: i for i in range(footer.num_columns)}
+    lows: dict[str, Any] = {}
+    highs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for f in schema:
+        if not _counts_nulls(f.type) or f.name not in index:
+            continue
+        column = [footer.row_group(g).column(index[f.name]).statistics
+                  for g in range(footer.num_row_groups)]
+        if all(s is not None and s.has_null_count for s in column):
+            nulls[f.name] = sum(s.null_count for s in column)
+        if not _has_stats(f.type) or f.name in unusable or nulls.get(f.name, -1) == rows:
+            continue
+        bounded = [s for s in column if s is None or s.num_values > 0]  # non-null values
+        if bounded and all(s is not None and s.has_min_max for s in bounded):
+            lows[f.name] = _stat_value(min(s.min for s in bounded), low=True)
+            highs[f.name] = _stat_value(max(s.max for s in bounded), low=False)
+    return json.dumps({
+        "numRecords": rows,
+        "minValues": {k: v for k, v in lows.items() if v is not None},
+        "maxValues": {k: v for k, v in highs.items() if v is not None},
+        "nullCount": nulls,
+    })
 
 
 def _has_stats(kind: pa.DataType) -> bool:
