@@ -25,7 +25,6 @@ _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 # Directives Arrow's strptime does not handle the way Python does; such formats use Python only.
 _PYTHON_ONLY = ("%f", "%z", "%Z", "%c", "%x", "%X", "%G", "%V", "%u", "%U", "%W")
-_NULL = pa.scalar(None, pa.string())
 
 Converted = tuple[pa.Array, pa.Array]
 """(typed values, mask of rows whose non-empty raw value did not convert)."""
@@ -55,12 +54,21 @@ def convert(column: Column, raw: pa.Array) -> Converted:
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:
-    return pc.if_else(pc.equal(values, ""), _NULL, values)
+    return _null_where(pc.equal(values, ""), values)
+
+
+def _null_where(mask: pa.Array, values: pa.Array) -> pa.Array:
+    """`values` with nulls where `mask` is true.
+
+    Not `if_else(mask, <null scalar>, values)`: before Arrow 24 that shortcut ignores the offset
+    of a sliced string array and returns other rows' bytes (apache/arrow#49410).
+    """
+    return pc.if_else(mask, pa.nulls(len(values), values.type), values)
 
 
 def _integer(column: Column, values: pa.Array) -> pa.Array:
     low, high = _INT32 if column.type == "integer" else _INT64
-    candidates = pc.if_else(pc.match_substring_regex(values, _INTEGER), values, _NULL)
+    candidates = _null_where(pc.invert(pc.match_substring_regex(values, _INTEGER)), values)
     candidates = pc.replace_substring_regex(candidates, r"^\+", "")
     try:
         wide = pc.cast(candidates, pa.int64())
@@ -78,7 +86,7 @@ def _int_or_none(value: str | None, low: int, high: int) -> int | None:
 
 
 def _double(column: Column, values: pa.Array) -> pa.Array:
-    candidates = pc.if_else(pc.match_substring_regex(values, _DOUBLE), values, _NULL)
+    candidates = _null_where(pc.invert(pc.match_substring_regex(values, _DOUBLE)), values)
     numbers = pc.cast(candidates, pa.float64())
     return pc.if_else(pc.is_finite(numbers), numbers, pa.scalar(None, pa.float64()))
 
@@ -121,7 +129,7 @@ def _numeric_fast_path(values: pa.Array, fmt: str) -> tuple[pa.Array, pa.Array] 
     for code, extract in (("d", pc.day), ("S", pc.second)):
         if code in offsets:
             digits = pc.utf8_slice_codeunits(values, offsets[code], offsets[code] + 2)
-            sent = pc.cast(pc.if_else(matched, digits, _NULL), pa.int64())
+            sent = pc.cast(_null_where(pc.invert(matched), digits), pa.int64())
             settled = pc.and_(settled, pc.equal(extract(parsed), sent))
     return parsed, settled
 

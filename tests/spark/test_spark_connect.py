@@ -40,6 +40,8 @@ def test_runs_load_bronze_through_a_connect_server(tmp_path: Path) -> None:
                               env=env, cwd=PROJECT_ROOT, capture_output=True, text=True,
                               timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    log = (tmp_path / "spark-connect.log").read_text(errors="replace")
+    assert "Created pool: default, schedulingMode: FAIR" in log
     out = json.loads(report.read_text())
     assert out["runs"] >= 4 and out["failed_runs"] == 0
     assert out["found"] == out["expected"]

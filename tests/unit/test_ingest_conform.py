@@ -196,3 +196,21 @@ def test_add_columns_mode_keeps_unknown_fields_as_string_columns() -> None:
     assert good.column("extra_field").to_pylist() == ["x", None]
     assert good.column("tags").to_pylist() == ['["p","q"]', None]
     assert good.column("_rescued_data").to_pylist() == ['{"a":"clash"}', None]
+
+
+@pytest.mark.parametrize(("kind", "fmt"), [
+    ("string", None), ("integer", None), ("long", None), ("double", None), ("boolean", None),
+    ("date", "%Y%m%d"), ("timestamp", "%Y%m%d%H%M%S"),
+])
+def test_sliced_input_converts_as_a_copy_does(kind: ColumnType, fmt: str | None) -> None:
+    """Parsers may hand over slices of a shared buffer (HL7 cuts every column from one)."""
+    sent = ["skipped", "20261120", "", None, "12", "x", "20261121063000", "2.5", "true", " "]
+    sliced = pa.array(["a longer value ahead", *sent], pa.string()).slice(2)
+    column = Column(name="c", type=kind, format=fmt)
+    table = Table(name="t", columns=(column,))
+    got = [conform(table, RawTable(columns={"c": values}, unknown=[None] * len(values)),
+                   members=pa.array(["m1"] * len(values), pa.string()))
+           for values in (sliced, pa.array(sent[1:], pa.string()))]
+    got[0][0].validate(full=True)
+    assert got[0][0].column("c").to_pylist() == got[1][0].column("c").to_pylist()
+    assert [b.error for b in got[0][1]] == [b.error for b in got[1][1]]
