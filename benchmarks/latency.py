@@ -63,7 +63,12 @@ class LatencyResult:
 
 
 def run_latency(workdir: Path, *, minutes: float, rate: float, seed: int) -> LatencyResult:
-    """Land archives live for `minutes` at `rate` per hour and wait until bronze has them all."""
+    """Land archives live for `minutes` at `rate` per hour and wait until bronze has them all.
+
+    Starts from an empty `workdir`: archives, runs and cursors of an earlier run would be
+    counted again.
+    """
+    shutil.rmtree(workdir, ignore_errors=True)
     home, lake = workdir / "dagster_home", workdir / "lake"
     landing, logs = lake / "landing", workdir / "logs"
     for folder in (home, landing, logs):
