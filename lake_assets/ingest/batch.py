@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 from lake_assets.catalog.models import Feed
 from lake_assets.checks import CheckTally, compile_rules, evaluate_rows
 from lake_assets.ingest.conform import RESCUED, SOURCE_MEMBER
-from lake_assets.ingest.read import ArchiveResult, quarantined, read_archive
+from lake_assets.ingest.read import ArchiveResult, quarantined, read_archives
 from lake_assets.ingest.schema import LINEAGE, arrow_schema, quarantine_schema
 from resources.delta.files import DataFile, TableWriter, WriteSpec, align_batch
 from resources.spark import default_parallelism
@@ -33,6 +33,8 @@ ARRIVAL = "_arrival_date"
 ARCHIVE = "_source_archive"
 LAYERS = ("bronze", "quarantine")
 FLUSH_ROWS = 100_000  # rows a task buffers per table before writing them as one row group
+READ_TOGETHER = 8  # archives a task parses in one pass (`read.read_archives`)...
+READ_TOGETHER_BYTES = 4 << 20  # ...unless they are this large: their text is held meanwhile
 
 Output = tuple[str, str]  # (layer, table)
 
@@ -128,8 +130,8 @@ def _task(
         try:
             for batch in batches:
                 for task in batch.column(0).to_pylist():
-                    for index in shares[task]:
-                        loaded.append(_load_archive(spec, spec.archives[index], sink))
+                    loaded += _load_archives(spec, [spec.archives[i] for i in shares[task]],
+                                             sink)
             found = sink.close()
         except BaseException:
             sink.abandon()
@@ -288,17 +290,42 @@ class _Loaded:
         return _summary(self.archive, self.size, self.sha256, self.result, counts)
 
 
-def _load_archive(spec: BatchSpec, archive: BatchArchive, sink: _Sink) -> _Loaded:
-    """Read one archive into the sink."""
-    data = _fetch(spec.landing_root, archive.path)
-    if data is None:
-        sha256 = ""
-        result = quarantined(spec.feed, reason="missing", message="archive vanished before read")
-    else:
-        sha256 = hashlib.sha256(data).hexdigest()
-        result = read_archive(spec.feed, data=data, path=archive.path, password=spec.password)
-        if result.status == "quarantined":
-            _keep_original(spec, archive, data)
+def _load_archives(spec: BatchSpec, archives: list[BatchArchive], sink: _Sink) -> list[_Loaded]:
+    """Read archives into the sink, a few at a time (`read_archives`): up to READ_TOGETHER
+    archives or READ_TOGETHER_BYTES of them, whichever comes first."""
+    loaded: list[_Loaded] = []
+    group: list[tuple[BatchArchive, bytes]] = []
+    for archive in archives:
+        data = _fetch(spec.landing_root, archive.path)
+        if data is None:
+            result = quarantined(spec.feed, reason="missing",
+                                 message="archive vanished before read")
+            loaded.append(_into_sink(spec, archive, None, result, sink))
+            continue
+        group.append((archive, data))
+        if len(group) >= READ_TOGETHER or sum(len(d) for _, d in group) >= READ_TOGETHER_BYTES:
+            loaded += _read_group(spec, group, sink)
+            group = []
+    return loaded + _read_group(spec, group, sink)
+
+
+def _read_group(spec: BatchSpec, group: list[tuple[BatchArchive, bytes]], sink: _Sink
+                ) -> list[_Loaded]:
+    if not group:
+        return []
+    results = read_archives(spec.feed, [(a.path, data) for a, data in group],
+                            password=spec.password)
+    return [_into_sink(spec, archive, data, result, sink)
+            for (archive, data), result in zip(group, results, strict=True)]
+
+
+def _into_sink(spec: BatchSpec, archive: BatchArchive, data: bytes | None,
+               result: ArchiveResult, sink: _Sink) -> _Loaded:
+    """One archive's rows into the sink with their lineage; a quarantined archive's bytes
+    are kept."""
+    sha256 = hashlib.sha256(data).hexdigest() if data is not None else ""
+    if data is not None and result.status == "quarantined":
+        _keep_original(spec, archive, data)
     lineage = _lineage(spec, archive, sha256)
     for name, rows in result.tables.items():
         if rows.good.num_rows:

@@ -9,6 +9,7 @@ from datetime import date, datetime
 import pyarrow as pa
 
 from lake_assets.ingest import arrow_schema, quarantine_schema, read_archive, record_schema
+from lake_assets.ingest.read import read_archives
 from tests.unit.ingest_builders import (
     PASSWORD,
     aes_zip,
@@ -157,3 +158,30 @@ def test_result_pickles_for_the_trip_back_from_an_executor() -> None:
     copy = pickle.loads(pickle.dumps(result))
     assert copy.tables["lab_results"].good.equals(result.tables["lab_results"].good)
     assert pickle.loads(pickle.dumps(lab)) == lab
+
+
+def test_archives_read_together_get_what_each_gets_alone() -> None:
+    """read_archives parses several archives in one pass; each gets its own rows back, and a
+    bad archive among them is quarantined on its own."""
+    adt = feed("adt_events")
+    first = zipcrypto_zip([("f.txt", (hl7_message("M1") + hl7_message("M2")).encode()),
+                           ("g.txt", hl7_message("M3", pid=False).encode())])
+    second = zipcrypto_zip([("f.txt", ("EVN|A01\r" + hl7_message("M4")).encode())])
+    wrong = zipcrypto_zip([("f.txt", hl7_message("M5").encode())], password="not it")
+    empty_names = zipcrypto_zip([("0/1.txt", hl7_message("M6", event="A08").encode())])
+    archives = [("a/1.zip", first), ("a/2.zip", wrong), ("a/3.zip", second),
+                ("a/4.zip", empty_names)]
+
+    together = read_archives(adt, archives, password=PASSWORD)
+    alone = [read_archive(adt, data=data, path=path, password=PASSWORD)
+             for path, data in archives]
+
+    assert [r.status for r in together] == ["loaded", "quarantined", "loaded", "loaded"]
+    for mine, theirs in zip(together, alone, strict=True):
+        assert (mine.status, mine.reason, mine.members) == (theirs.status, theirs.reason,
+                                                            theirs.members)
+        for name, rows in mine.tables.items():
+            assert rows.good.equals(theirs.tables[name].good), name
+            assert rows.bad.equals(theirs.tables[name].bad), name
+    assert together[3].tables["adt_messages"].good.column("_source_member").to_pylist() == [
+        "0/1.txt"]
