@@ -22,6 +22,11 @@ from resources.landing import LandedArchive, LandingZone, open_landing
 # Runs requested per tick; the rest wait for the next tick, which keeps ticks short.
 MAX_RUNS_PER_TICK = 25
 TICK_SECONDS = 15
+FEED_TAG = "lake/feed"  # dagster.yaml runs one run per value at a time
+
+# A feed's runs that have not ended: while one is, new archives wait for the next batch.
+UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 # Returns the subset of archive paths the ingestion manifest already holds.
 KnownArchives = Callable[[Feed, list[LandedArchive]], set[str]]
@@ -65,6 +70,12 @@ def build_feed_sensor(
         description=f"Requests bronze runs for new {feed.name} archives in the landing zone.",
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        if _busy(context, feed):
+            # Runs of a feed go one at a time (dagster.yaml), and each costs seconds of start-up
+            # and bookkeeping: one run for what lands meanwhile beats a queue of small ones.
+            return dg.SensorResult(skip_reason=f"a {feed.name} run has not ended yet; new "
+                                               "archives go into the batch after it",
+                                   cursor=context.cursor)
         cursor = FeedCursor.parse(context.cursor)
         archives, _ = new_archives(open_landing(landing_root()), feed, cursor)
         loaded = known(feed, archives) if archives else set()
@@ -87,6 +98,13 @@ def build_feed_sensor(
         )
 
     return _sensor
+
+
+def _busy(context: dg.SensorEvaluationContext, feed: Feed) -> bool:
+    """Whether a run of `feed` is queued, starting or running."""
+    runs = context.instance.get_run_records(
+        dg.RunsFilter(tags={FEED_TAG: feed.name}, statuses=UNFINISHED), limit=1)
+    return bool(runs)
 
 
 @dataclass
@@ -118,7 +136,7 @@ def _run_request(
     """One run per batch. A batch from several facilities of a facility-partitioned feed runs
     over the range of facility partitions from its first to its last in registration order;
     facilities in between that sent nothing are materialized with no new rows."""
-    tags = {"lake/feed": feed.name, "lake/batch": batch.batch_id}
+    tags = {FEED_TAG: feed.name, "lake/batch": batch.batch_id}
     key: str | dg.MultiPartitionKey | None = None
     if feed.partitions != ("date", "facility"):
         key = partition_key(feed, date=batch.arrival_date, facility=None)

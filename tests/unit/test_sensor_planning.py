@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.factory.batching import FeedCursor, plan_batches
@@ -118,3 +119,28 @@ def test_census_sensor_registers_facilities_and_runs_one_range_per_batch(
     assert request.tags[RANGE_END_TAG] == "2026-11-20|FAC00002"
     [register] = result.dynamic_partitions_requests
     assert list(register.partition_keys) == ["FAC00001", "FAC00002"]
+
+
+def test_sensor_waits_while_a_run_of_its_feed_has_not_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What lands while a feed's run is queued or running goes into one batch after it, not
+    into a queue of small runs."""
+    land(tmp_path, "lab_results", "2026-11-20", "08", "FAC00001", "a.zip", 10)
+    land(tmp_path, "lab_results", "2026-11-20", "08", "FAC00002", "b.zip", 10)
+    monkeypatch.setenv("LANDING_ROOT", str(tmp_path))
+    bronze = build_bronze_assets(LAB, source_file="lab_results.yaml")
+    sensor = build_feed_sensor(LAB, bronze, lambda feed, archives: set())
+    with dg.instance_for_test() as instance:
+        running = create_run_for_test(instance, status=dg.DagsterRunStatus.STARTED,
+                                      tags={"lake/feed": "lab_results"})
+        create_run_for_test(instance, status=dg.DagsterRunStatus.STARTING,
+                            tags={"lake/feed": "bed_census"})
+        waiting = sensor(dg.build_sensor_context(instance=instance, cursor="earlier"))
+        instance.report_run_canceled(running)
+        after = sensor(dg.build_sensor_context(instance=instance))
+    assert waiting.skip_reason is not None and not waiting.run_requests
+    assert "has not ended" in (waiting.skip_reason.skip_message or "")
+    assert waiting.cursor == "earlier"
+    [request] = after.run_requests
+    assert len(request.run_config["ops"]["bronze__lab_results"]["config"]["archives"]) == 2
