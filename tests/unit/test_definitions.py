@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.definitions import build_definitions
@@ -70,3 +71,13 @@ def test_code_version_changes_only_with_the_tables_metadata() -> None:
     assert renamed.fingerprint(table) == feed.fingerprint(table)
     stricter = table.model_copy(update={"keys": ("result_id",)})
     assert feed.fingerprint(stricter) != feed.fingerprint(table)
+
+
+def test_every_feed_and_silver_find_a_run_slot() -> None:
+    """dagster.yaml runs one bronze run per feed and one silver/gold run at a time; the run
+    limit must leave room for all of them, or a feed's arrivals wait for silver."""
+    settings = yaml.safe_load((METADATA.parent / "dagster.yaml").read_text())
+    runs = settings["concurrency"]["runs"]
+    limits = {limit["key"]: limit["limit"] for limit in runs["tag_concurrency_limits"]}
+    feeds = len(load_catalog(METADATA).feeds)
+    assert runs["max_concurrent_runs"] >= feeds * limits["lake/feed"] + limits["lake/downstream"]
