@@ -38,11 +38,11 @@ def build_parser(feed: Feed) -> Parser:
 
 
 def build_files_parser(feed: Feed) -> FilesParser:
-    """A parser for all the data files of one archive of `feed`.
+    """A parser for many data files of `feed` at once (those of a few archives, see
+    `read.read_archives`).
 
     HL7 reads them all in one columnar pass (see `hl7.parse_files`); the other formats read
-    one file at a time, so only one file's text is held. Raises ColumnSourceError as
-    `build_parser` does.
+    one file at a time. Raises ColumnSourceError as `build_parser` does.
     """
     if feed.format.kind == "hl7v2":
         layout = hl7.build_layout(feed)
