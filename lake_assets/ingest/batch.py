@@ -295,6 +295,7 @@ def _load_archives(spec: BatchSpec, archives: list[BatchArchive], sink: _Sink) -
     archives or READ_TOGETHER_BYTES of them, whichever comes first."""
     loaded: list[_Loaded] = []
     group: list[tuple[BatchArchive, bytes]] = []
+    size = 0
     for archive in archives:
         data = _fetch(spec.landing_root, archive.path)
         if data is None:
@@ -303,9 +304,10 @@ def _load_archives(spec: BatchSpec, archives: list[BatchArchive], sink: _Sink) -
             loaded.append(_into_sink(spec, archive, None, result, sink))
             continue
         group.append((archive, data))
-        if len(group) >= READ_TOGETHER or sum(len(d) for _, d in group) >= READ_TOGETHER_BYTES:
+        size += len(data)
+        if len(group) >= READ_TOGETHER or size >= READ_TOGETHER_BYTES:
             loaded += _read_group(spec, group, sink)
-            group = []
+            group, size = [], 0
     return loaded + _read_group(spec, group, sink)
 
 

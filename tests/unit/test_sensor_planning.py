@@ -10,6 +10,7 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from lake_assets.catalog.loader import load_catalog
+from lake_assets.catalog.models import Feed
 from lake_assets.factory.batching import FeedCursor, plan_batches
 from lake_assets.factory.bronze import build_bronze_assets
 from lake_assets.factory.partitions import (
@@ -30,6 +31,17 @@ def land(root: Path, feed: str, date: str, hour: str, facility: str, name: str, 
     folder = root / feed / date / hour / facility
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_bytes(b"x" * size)
+
+
+def two_archives_sensor(feed: Feed, root: Path, monkeypatch: pytest.MonkeyPatch
+                        ) -> dg.SensorDefinition:
+    """The feed's sensor over a landing zone at `root` with two archives from two facilities,
+    none of them loaded yet."""
+    for facility, name in (("FAC00001", "a.zip"), ("FAC00002", "b.zip")):
+        land(root, feed.name, "2026-11-20", "08", facility, name, 10)
+    monkeypatch.setenv("LANDING_ROOT", str(root))
+    bronze = build_bronze_assets(feed, source_file=f"{feed.name}.yaml")
+    return build_feed_sensor(feed, bronze, lambda feed, archives: set())
 
 
 def test_locate_reads_date_hour_and_facility() -> None:
@@ -105,11 +117,7 @@ def test_cursor_keeps_archives_left_for_a_later_tick(tmp_path: Path) -> None:
 def test_census_sensor_registers_facilities_and_runs_one_range_per_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    land(tmp_path, "bed_census", "2026-11-20", "08", "FAC00001", "a.zip", 10)
-    land(tmp_path, "bed_census", "2026-11-20", "08", "FAC00002", "b.zip", 10)
-    monkeypatch.setenv("LANDING_ROOT", str(tmp_path))
-    bronze = build_bronze_assets(CENSUS, source_file="bed_census.yaml")
-    sensor = build_feed_sensor(CENSUS, bronze, lambda feed, archives: set())
+    sensor = two_archives_sensor(CENSUS, tmp_path, monkeypatch)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(facility_partitions_name(CENSUS), ["FAC00009"])
         result = sensor(dg.build_sensor_context(instance=instance))
@@ -126,11 +134,7 @@ def test_sensor_waits_while_a_run_of_its_feed_has_not_ended(
 ) -> None:
     """What lands while a feed's run is queued or running goes into one batch after it, not
     into a queue of small runs."""
-    land(tmp_path, "lab_results", "2026-11-20", "08", "FAC00001", "a.zip", 10)
-    land(tmp_path, "lab_results", "2026-11-20", "08", "FAC00002", "b.zip", 10)
-    monkeypatch.setenv("LANDING_ROOT", str(tmp_path))
-    bronze = build_bronze_assets(LAB, source_file="lab_results.yaml")
-    sensor = build_feed_sensor(LAB, bronze, lambda feed, archives: set())
+    sensor = two_archives_sensor(LAB, tmp_path, monkeypatch)
     with dg.instance_for_test() as instance:
         running = create_run_for_test(instance, status=dg.DagsterRunStatus.STARTED,
                                       tags={"lake/feed": "lab_results"})
