@@ -64,7 +64,7 @@ class ArchiveResult:
 
 @dataclass
 class _Gathered:
-    """Raw records of one table across the data files of an archive."""
+    """Raw records of one table across the data files of the archives read together."""
 
     chunks: list[RawTable] = field(default_factory=list)
     members: list[RawColumn] = field(default_factory=list)

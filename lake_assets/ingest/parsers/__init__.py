@@ -17,8 +17,8 @@ Parser = Callable[..., ParsedFile]
 """Called as `parser(member=name, text=decoded_text)`."""
 
 FilesParser = Callable[[Iterable[tuple[str, str]]], Iterator[ParsedFile]]
-"""Called with the (member name, decoded text) of every data file of an archive; yields parsed
-chunks whose RawTables name the member of each record."""
+"""Called with the (member name, decoded text) of every data file of the archives read together;
+yields parsed chunks whose RawTables name the member of each record."""
 
 
 def build_parser(feed: Feed) -> Parser:

@@ -116,7 +116,8 @@ def parse(layout: Layout, *, member: str, text: str) -> ParsedFile:
 
 
 def parse_files(layout: Layout, files: Iterable[tuple[str, str]]) -> ParsedFile:
-    """Records of every table from many HL7 files (member name, text), e.g. one archive's.
+    """Records of every table from many HL7 files (member name, text), e.g. those of
+    the archives a task reads together.
 
     A message without a valid MSH is one `malformed` bad record of the first table. Each
     RawTable names the member of every record.
