@@ -1,7 +1,8 @@
-"""Lake tables by SQL name as Spark temporary views, and Spark SQL over them.
+"""Lake tables by SQL name as DataFrames, and Spark SQL over them.
 
-`silver.visits` is read through the view `silver__visits` (see `catalog.lineage`), pinned to a
-version or a time when asked. A silver table not written yet reads as empty, with its schema.
+`silver.visits` is passed to Spark SQL as the DataFrame `{silver__visits}` (see
+`catalog.lineage`), pinned to a version or a time when asked; no temporary view is left in the
+session. A silver table not written yet reads as empty, with its schema.
 """
 
 from __future__ import annotations
@@ -54,18 +55,22 @@ def read_lake_table(
     return lake.spark.session.createDataFrame([], silver_schema(declared))
 
 
-def register_views(
+def lake_sql(
     lake: DeltaLake,
     catalog: Catalog,
+    spark_sql: str,
     names: Iterable[str],
     *,
     version: int | None = None,
     as_of: dt.datetime | str | None = None,
-) -> None:
-    """Register each lake table of `names` (SQL names) as its temporary view."""
-    for name in names:
-        frame = read_lake_table(lake, catalog, name, version=version, as_of=as_of)
-        frame.createOrReplaceTempView(view_name(name))
+) -> DataFrame:
+    """`spark_sql` (a `rewrite` of a query) over the lake tables `names` it reads, each pinned
+    to `version` or `as_of` if given."""
+    frames = {
+        view_name(name): read_lake_table(lake, catalog, name, version=version, as_of=as_of)
+        for name in names
+    }
+    return lake.spark.session.sql(spark_sql, **frames)
 
 
 def run_sql(
@@ -92,5 +97,4 @@ def run_sql(
         raise LakeQueryError(
             f"unknown table {', '.join(unknown)}; known tables: {', '.join(sorted(known))}"
         )
-    register_views(lake, catalog, refs, version=version, as_of=as_of)
-    return lake.spark.session.sql(rewrite(query))
+    return lake_sql(lake, catalog, rewrite(query), refs, version=version, as_of=as_of)

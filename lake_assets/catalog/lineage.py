@@ -1,12 +1,15 @@
 """Lineage from SQL: the lake tables a query reads, found by parsing it (sqlglot, Spark dialect).
 
 SQL names lake tables as `bronze.<feed>__<table>`, `silver.<table>` and `gold.<projection>`.
-Spark has no namespaces for temporary views, so queries are rewritten to read views named
-`silver__<table>` (`view_name`), keeping the original name as the alias.
+Queries are rewritten for `spark.sql(text, **frames)`: each lake table becomes the placeholder
+`{silver__<table>}` (`view_name`) for its DataFrame, keeping the original name as the alias.
+No temporary view is registered, so runs can share one Spark Connect session.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterable, Mapping
 
 import sqlglot
@@ -39,7 +42,7 @@ def sql_name(name: str) -> str:
 
 
 def view_name(sql_name: str) -> str:
-    """The temporary view standing for a lake table: `silver.visits` -> `silver__visits`."""
+    """The placeholder name standing for a lake table: `silver.visits` -> `silver__visits`."""
     return sql_name.replace(".", "__", 1)
 
 
@@ -73,16 +76,19 @@ def table_references(query: exp.Query) -> tuple[str, ...]:
 
 
 def rewrite(query: exp.Query) -> str:
-    """Spark SQL of `query` reading `view_name` views instead of `layer.name` tables."""
+    """Spark SQL of `query` for `spark.sql(text, **frames)`: `layer.name` tables read the
+    placeholder `{layer__name}` (`view_name`); every other brace is escaped."""
+    marker = f"lake_{uuid.uuid4().hex}_"  # an identifier no query holds
     query = query.copy()
     for table in list(query.find_all(exp.Table)):
         db = table.db.lower()
         if db in LAYERS and not table.catalog:
             alias = table.alias or table.name
             view = view_name(f"{db}.{table.name.lower()}")
-            table.replace(exp.Table(this=exp.to_identifier(view),
+            table.replace(exp.Table(this=exp.to_identifier(marker + view),
                                     alias=exp.TableAlias(this=exp.to_identifier(alias))))
-    return query.sql(dialect="spark", pretty=True)
+    text = query.sql(dialect="spark", pretty=True).replace("{", "{{").replace("}", "}}")
+    return re.sub(rf"`?{marker}(\w+)`?", r"{\1}", text)
 
 
 def projection_inputs(catalog: Catalog) -> dict[str, tuple[str, ...]]:

@@ -19,7 +19,7 @@ from lake_assets.errors import ProjectionError
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.partitions import DAILY
 from lake_assets.factory.specs import freshness_policy, owner_tags
-from lake_assets.views import register_views
+from lake_assets.views import lake_sql
 from resources.delta import DeltaLake
 
 
@@ -105,8 +105,7 @@ def refresh_projection(
     column or reads a gold table not written yet.
     """
     projection = spec.projection
-    register_views(lake, catalog, spec.inputs)
-    frame = lake.spark.session.sql(spec.spark_sql)
+    frame = lake_sql(lake, catalog, spec.spark_sql, spec.inputs)
     if day is None:
         return lake.write(frame, table=spec.key, mode="overwrite").as_metadata()
     column = projection.partition_column or ""

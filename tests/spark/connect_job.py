@@ -4,7 +4,8 @@
 
 Runs in its own process: the test process holds a classic local session. Sensors tick on a
 temporary instance and every run they request executes in process; its Spark resource connects
-to the server named by SPARK_REMOTE. The report compares bronze with the simulator's truth.
+to the server named by SPARK_REMOTE. The report compares bronze with the simulator's truth,
+and counts one table again with Spark SQL over the lake (`run_sql`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from benchmarks.pipeline import run_pipeline
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.settings import metadata_root
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
+from lake_assets.views import run_sql
+from resources.delta import DeltaLake
 
 
 def main(workdir: str, report: str) -> None:
@@ -37,9 +40,12 @@ def main(workdir: str, report: str) -> None:
             expected[f"{record.feed}/{table}"] += rows
     found = {name: DeltaTable(str(root / "lake" / "bronze" / name)).to_pyarrow_dataset()
              .count_rows() for name in expected}
+    feed, table = sorted(expected)[0].split("/")
+    counted = run_sql(DeltaLake(), catalog, f"SELECT COUNT(*) AS n FROM bronze.{feed}__{table}")
     Path(report).write_text(json.dumps({
         "runs": result.runs, "failed_runs": result.failed_runs, "archives": result.archives,
         "expected": dict(expected), "found": found,
+        "sql": {"table": f"{feed}/{table}", "rows": counted.collect()[0].n},
     }))
 
 

@@ -81,13 +81,13 @@ def test_tagged_merge_columns_are_load_errors(metadata_copy: Path, edit_yaml: Ed
         build_definitions(load_catalog(metadata_copy))
 
 
-def test_rewrite_reads_views_and_keeps_names_usable() -> None:
+def test_rewrite_reads_frames_and_keeps_names_usable() -> None:
     query = parse_query("SELECT visits.unit, c.mrn FROM silver.visits "
                         "JOIN silver.patients AS c ON visits.mrn = c.mrn", file="q.sql")
     assert table_references(query) == ("silver.patients", "silver.visits")
     spark_sql = rewrite(query)
-    assert "silver__visits AS visits" in spark_sql
-    assert "silver__patients AS c" in spark_sql
+    assert "{silver__visits} AS visits" in spark_sql
+    assert "{silver__patients} AS c" in spark_sql
     assert sql_name("bronze/adt_events/visits") == "bronze.adt_events__visits"
     assert sql_name("gold/daily_census") == "gold.daily_census"
 
@@ -100,3 +100,12 @@ def test_silver_and_gold_update_themselves_with_the_sensor_on() -> None:
     layers = {k.path[0] for k in graph.get_all_asset_keys()
               if graph.get(k).automation_condition is not None}
     assert layers == {"silver", "gold"}
+
+
+def test_rewrite_keeps_braces_of_the_query_as_written() -> None:
+    query = parse_query("SELECT '{mrn}' AS label, regexp_extract(mrn, '[0-9]{3}', 0) AS digits "
+                        "FROM silver.patients", file="q.sql")
+    spark_sql = rewrite(query).format(silver__patients="frame")
+    assert "'{mrn}' AS label" in spark_sql
+    assert "'[0-9]{3}'" in spark_sql
+    assert "FROM frame AS patients" in spark_sql
