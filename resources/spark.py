@@ -83,11 +83,14 @@ def build_session(
 def _connect(remote: str, settings: Mapping[str, str], app_name: str) -> SparkSession:
     """A Connect session in the session runs of this code share (`shared_remote`); a session
     of its own if the server already closed the shared one (its idle timeout, or a client
-    that stopped it)."""
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
+    that stopped it).
 
-    def builder(url: str) -> ConnectSession.Builder:
-        found = ConnectSession.builder.remote(url).appName(app_name)
+    Built through `pyspark.sql.SparkSession`, which marks the process as a Connect client, so
+    `pyspark.sql.functions` build Connect columns.
+    """
+
+    def builder(url: str) -> SparkSession.Builder:
+        found = SparkSession.builder.remote(url).appName(app_name)
         for key, value in settings.items():
             found = found.config(key, value)
         return found

@@ -24,9 +24,9 @@ MAX_RUNS_PER_TICK = 25
 TICK_SECONDS = 15
 FEED_TAG = "lake/feed"  # dagster.yaml runs one run per value at a time
 
-# A feed's runs that have not ended: while one is, new archives wait for the next batch.
-UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+# A feed's runs that have not started: while one waits, new archives wait for the batch after it.
+WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+           dg.DagsterRunStatus.STARTING]
 
 # Returns the subset of archive paths the ingestion manifest already holds.
 KnownArchives = Callable[[Feed, list[LandedArchive]], set[str]]
@@ -70,10 +70,12 @@ def build_feed_sensor(
         description=f"Requests bronze runs for new {feed.name} archives in the landing zone.",
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        if _busy(context, feed):
+        if _waiting(context, feed):
             # Runs of a feed go one at a time (dagster.yaml), and each costs seconds of start-up
             # and bookkeeping: one run for what lands meanwhile beats a queue of small ones.
-            return dg.SensorResult(skip_reason=f"a {feed.name} run has not ended yet; new "
+            # While a run executes, the next one may wait behind it, so it starts as soon as the
+            # slot frees instead of a tick later.
+            return dg.SensorResult(skip_reason=f"a {feed.name} run is waiting to start; new "
                                                "archives go into the batch after it",
                                    cursor=context.cursor)
         cursor = FeedCursor.parse(context.cursor)
@@ -100,10 +102,10 @@ def build_feed_sensor(
     return _sensor
 
 
-def _busy(context: dg.SensorEvaluationContext, feed: Feed) -> bool:
-    """Whether a run of `feed` is queued, starting or running."""
+def _waiting(context: dg.SensorEvaluationContext, feed: Feed) -> bool:
+    """Whether a run of `feed` is queued or starting."""
     runs = context.instance.get_run_records(
-        dg.RunsFilter(tags={FEED_TAG: feed.name}, statuses=UNFINISHED), limit=1)
+        dg.RunsFilter(tags={FEED_TAG: feed.name}, statuses=WAITING), limit=1)
     return bool(runs)
 
 

@@ -5,7 +5,8 @@
 Runs in its own process: the test process holds a classic local session. Sensors tick on a
 temporary instance and every run they request executes in process; its Spark resource connects
 to the server named by SPARK_REMOTE. The report compares bronze with the simulator's truth,
-and counts one table again with Spark SQL over the lake (`run_sql`).
+counts one table again with Spark SQL over the lake (`run_sql`), and carries lab results on to
+silver and gold in one more run.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 from deltalake import DeltaTable
 
 from benchmarks.pipeline import run_pipeline
-from lake_assets.catalog.loader import load_catalog
+from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.definitions import build_definitions
 from lake_assets.settings import metadata_root
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
 from lake_assets.views import run_sql
 from resources.delta import DeltaLake
+
+DAY = "2026-11-20"
 
 
 def main(workdir: str, report: str) -> None:
@@ -46,7 +51,20 @@ def main(workdir: str, report: str) -> None:
         "runs": result.runs, "failed_runs": result.failed_runs, "archives": result.archives,
         "expected": dict(expected), "found": found,
         "sql": {"table": f"{feed}/{table}", "rows": counted.collect()[0].n},
+        "downstream": _silver_and_gold(catalog, root / "lake"),
     }))
+
+
+def _silver_and_gold(catalog: Catalog, lake: Path) -> dict:
+    """Silver lab results and the gold projection over them, for the simulated day."""
+    defs = build_definitions(catalog)
+    keys = [dg.AssetKey(["silver", "lab_results"]), dg.AssetKey(["gold", "lab_turnaround"])]
+    with dg.instance_for_test() as instance:
+        done = dg.materialize([defs.get_assets_def(k) for k in keys], instance=instance,
+                              resources=defs.resources, partition_key=DAY, selection=keys)
+    return {"success": done.success, **{
+        "/".join(k.path): DeltaTable(str(lake.joinpath(*k.path))).to_pyarrow_dataset().count_rows()
+        for k in keys}}
 
 
 if __name__ == "__main__":

@@ -129,22 +129,24 @@ def test_census_sensor_registers_facilities_and_runs_one_range_per_batch(
     assert list(register.partition_keys) == ["FAC00001", "FAC00002"]
 
 
-def test_sensor_waits_while_a_run_of_its_feed_has_not_ended(
+def test_sensor_waits_while_a_run_of_its_feed_waits_to_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What lands while a feed's run is queued or running goes into one batch after it, not
-    into a queue of small runs."""
+    """What lands while a feed's run is queued or starting goes into one batch after it, not
+    into a queue of small runs. A run that executes already lets the next batch queue behind it."""
     sensor = two_archives_sensor(LAB, tmp_path, monkeypatch)
     with dg.instance_for_test() as instance:
-        running = create_run_for_test(instance, status=dg.DagsterRunStatus.STARTED,
-                                      tags={"lake/feed": "lab_results"})
+        create_run_for_test(instance, status=dg.DagsterRunStatus.STARTED,
+                            tags={"lake/feed": "lab_results"})
+        starting = create_run_for_test(instance, status=dg.DagsterRunStatus.STARTING,
+                                     tags={"lake/feed": "lab_results"})
         create_run_for_test(instance, status=dg.DagsterRunStatus.STARTING,
                             tags={"lake/feed": "bed_census"})
         waiting = sensor(dg.build_sensor_context(instance=instance, cursor="earlier"))
-        instance.report_run_canceled(running)
+        instance.report_run_canceled(starting)
         after = sensor(dg.build_sensor_context(instance=instance))
     assert waiting.skip_reason is not None and not waiting.run_requests
-    assert "has not ended" in (waiting.skip_reason.skip_message or "")
+    assert "waiting to start" in (waiting.skip_reason.skip_message or "")
     assert waiting.cursor == "earlier"
     [request] = after.run_requests
     assert len(request.run_config["ops"]["bronze__lab_results"]["config"]["archives"]) == 2
