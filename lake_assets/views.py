@@ -70,6 +70,8 @@ def lake_sql(
         view_name(name): read_lake_table(lake, catalog, name, version=version, as_of=as_of)
         for name in names
     }
+    if not frames:  # Spark formats (and unescapes braces) only when given frames
+        return lake.spark.session.sql(spark_sql.format())
     return lake.spark.session.sql(spark_sql, **frames)
 
 

@@ -46,3 +46,10 @@ def test_silver_tables_not_written_yet_read_as_empty(visits: DeltaLake) -> None:
     joined = query("SELECT v.facility_code FROM silver.visits AS v "
                    "JOIN silver.patients AS p ON v.visit_number = p.mrn", lake=visits)
     assert joined.count() == 0
+
+
+def test_braces_in_a_query_stay_as_written(visits: DeltaLake) -> None:
+    [row] = query("SELECT '{x}' AS label, COUNT(*) AS n FROM silver.visits", lake=visits).collect()
+    assert (row.label, row.n) == ("{x}", 2)
+    digits = query("SELECT regexp_extract('FAC00012', '[0-9]{5}', 0) AS d", lake=visits)
+    assert digits.collect()[0].d == "00012"  # no lake table: nothing to pass, braces kept
