@@ -3,7 +3,8 @@
 The master comes from config or `SPARK_MASTER` (default `local[*]`, or `spark://host:port`);
 Spark Connect from config or `SPARK_REMOTE` (`sc://host:port`). Both are read when the session
 is built, never at import or definitions load. Sessions run in UTC, executors use this
-interpreter (`PYSPARK_PYTHON`), and the `delta_rs` data source is registered.
+interpreter (`PYSPARK_PYTHON`), and the `delta_rs` data source is registered. Connect runs of
+the same code share one session for up to an hour (`shared_remote`).
 """
 
 from __future__ import annotations
