@@ -64,7 +64,7 @@ from lake_assets.simulate.options import Encryption
 from resources.spark import build_session
 
 MASTER = "local[2]"
-CONTENDED = 0.15  # share of the machine's CPU other tenants may take before a phase is re-run
+CONTENDED = 0.15  # share of the CPU other tenants may take before an attempt does not count
 PRIMARY_KEYS = ("data_files_per_s", "rows_per_s", "seconds_per_peak_hour", "ratio_to_floor",
                 "ratio_to_peer", "driver_peak_rss_mb", "workers_peak_rss_mb")
 T = TypeVar("T")
