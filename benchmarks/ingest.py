@@ -17,11 +17,14 @@ Ours runs in this process on a Spark session with the project's defaults (1 GB d
 the peer runs in a child process with its own session and 4 GB of driver heap (its toArrow
 needs it), so each is measured over its own process tree.
 
-Each phase is timed `--repeat` times (default 3) and the median run is kept: the same code
-varies by about 10% from run to run on a shared 2-core machine. Before each attempt it waits
-(up to 5 minutes) for the machine's other tenants to go idle, and records how much CPU they
-took meanwhile (`other_tenants_cpu_share`); an attempt they took more than 15% of does not
-count and is run again. `attempts` in the JSON lists every attempt.
+Each phase is timed `--repeat` times (default 3) and the median run is kept. The phases take
+turns, round by round (floor, ours, peer, then again), because the shared 2-core machine has
+slow spells that no process on it can see: the same code took 19 s and 32 s within the hour.
+Taking turns spreads a slow spell over every phase, so the ratios hold even when the seconds
+do not. Before each attempt it waits (up to 5 minutes) for the machine's other tenants to go
+idle, and records how much CPU they took meanwhile (`other_tenants_cpu_share`); an attempt they
+took more than 15% of does not count and is run again in a later round. `attempts` in the JSON
+lists every attempt with its round.
 
 `--latency` adds minutes of live landing under `dagster dev` and reports p50/p95 latency.
 
@@ -42,8 +45,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol
 
 import typer
 from pyspark.sql import SparkSession
@@ -67,7 +71,6 @@ MASTER = "local[2]"
 CONTENDED = 0.15  # share of the CPU other tenants may take before an attempt does not count
 PRIMARY_KEYS = ("data_files_per_s", "rows_per_s", "seconds_per_peak_hour", "ratio_to_floor",
                 "ratio_to_peer", "driver_peak_rss_mb", "workers_peak_rss_mb")
-T = TypeVar("T")
 QUIET_WAIT_S = 300.0  # longest wait for other tenants of a shared machine to go idle
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -161,9 +164,6 @@ def _one_run(
     data = build_slice(landing=base / "landing", scale=scale, encryption=encryption, seed=seed)
     console.print(f"{encryption}: landed {data.archives:,} zips, {data.data_files:,} data files "
                   f"in {data.seconds:.0f} s")
-    floor, floor_tries = _median_of(f"{encryption} floor", lambda: run_floor(data),
-                                    lambda found: found, repeat)
-
     warm: list[float] = []
 
     def ours() -> tuple[PipelineResult, dict[str, Any]]:
@@ -177,13 +177,15 @@ def _one_run(
         shutil.rmtree(base / "peer", ignore_errors=True)
         return run_peer_process(data, workdir=base / "peer")
 
-    (mine, mine_stages), mine_tries = _median_of(f"{encryption} ours", ours,
-                                                 lambda found: found[0], repeat)
-    (theirs, peer_stages), peer_tries = _median_of(f"{encryption} peer", peer,
-                                                   lambda found: found[0], repeat)
-    metrics = run_metrics(data, floor, mine, theirs,
+    kept, attempts = _in_rounds(encryption, {
+        "floor": Phase(lambda: run_floor(data), lambda found: found),
+        "ours": Phase(ours, lambda found: found[0]),
+        "peer": Phase(peer, lambda found: found[0]),
+    }, repeat)
+    (mine, mine_stages), (theirs, peer_stages) = kept["ours"], kept["peer"]
+    metrics = run_metrics(data, kept["floor"], mine, theirs,
                           {"pipeline": mine_stages, "peer": peer_stages})
-    metrics["attempts"] = {"floor": floor_tries, "ours": mine_tries, "peer": peer_tries}
+    metrics["attempts"] = attempts
     metrics["warmup_seconds"] = warm
     metrics["targets"] = targets(metrics)
     return metrics
@@ -196,30 +198,55 @@ class Timed(Protocol):
     memory: MemoryPeaks
 
 
-def _median_of(
-    label: str, attempt: Callable[[], T], timed: Callable[[T], Timed], repeat: int
-) -> tuple[T, list[dict[str, Any]]]:
-    """Time `attempt` `repeat` times, each once the machine is quiet, and keep the median run
-    (of an even count, the slower middle one).
+@dataclass(frozen=True)
+class Phase:
+    """A timed phase: what one attempt runs, and where its result keeps time and CPU use."""
 
-    An attempt during which other tenants took more than CONTENDED of the CPU does not count
-    and is run again, `repeat` extra tries at most; if too few quiet ones remain, the least
-    disturbed count instead. Returns the kept result and every attempt: seconds, others' CPU
-    share, whether it counted and whether it was kept."""
-    found: list[T] = []
-    for _ in range(repeat * 2):
-        wait_for_quiet(max_seconds=QUIET_WAIT_S)
-        found.append(attempt())
-        last = timed(found[-1])
-        console.print(f"{label}: {last.seconds:.1f} s, other tenants took "
-                      f"{last.memory.other_cpu_share:.0%} of the CPU")
-        if sum(timed(f).memory.other_cpu_share <= CONTENDED for f in found) >= repeat:
+    attempt: Callable[[], Any]
+    timed: Callable[[Any], Timed]
+
+
+def _in_rounds(
+    label: str, phases: dict[str, Phase], repeat: int
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Time every phase `repeat` times, taking turns round by round, each attempt once the
+    machine is quiet, and keep each phase's median run (of an even count, the slower middle one).
+
+    An attempt during which other tenants took more than CONTENDED of the CPU does not count;
+    its phase runs again in a later round, `repeat` extra rounds at most. If too few quiet ones
+    remain, the least disturbed count instead. Returns the kept result per phase, and per phase
+    every attempt: round, seconds, others' CPU share, whether it counted and whether it was kept.
+    """
+    found: dict[str, list[tuple[int, Any]]] = {name: [] for name in phases}
+
+    def quiet(name: str) -> int:
+        timed = phases[name].timed
+        return sum(timed(f).memory.other_cpu_share <= CONTENDED for _, f in found[name])
+
+    for round_ in range(1, repeat * 2 + 1):
+        for name, phase in phases.items():
+            if quiet(name) >= repeat:
+                continue
+            wait_for_quiet(max_seconds=QUIET_WAIT_S)
+            result = phase.attempt()
+            found[name].append((round_, result))
+            last = phase.timed(result)
+            console.print(f"{label} {name}, round {round_}: {last.seconds:.1f} s, other "
+                          f"tenants took {last.memory.other_cpu_share:.0%} of the CPU")
+        if all(quiet(name) >= repeat for name in phases):
             break
-    counted = sorted(found, key=lambda f: timed(f).memory.other_cpu_share)[:repeat]
-    kept = sorted(counted, key=lambda f: timed(f).seconds)[len(counted) // 2]
-    attempts = [{"seconds": round(timed(f).seconds, 1),
-                 "other_tenants_cpu_share": timed(f).memory.other_cpu_share,
-                 "counted": any(f is c for c in counted), "kept": f is kept} for f in found]
+    kept: dict[str, Any] = {}
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for name, phase in phases.items():
+        share = [(phase.timed(f).memory.other_cpu_share, i) for i, (_, f) in enumerate(found[name])]
+        counted = {i for _, i in sorted(share)[:repeat]}
+        ordered = sorted(counted, key=lambda i: phase.timed(found[name][i][1]).seconds)
+        best = ordered[len(ordered) // 2]
+        kept[name] = found[name][best][1]
+        attempts[name] = [{"round": round_, "seconds": round(phase.timed(f).seconds, 1),
+                           "other_tenants_cpu_share": phase.timed(f).memory.other_cpu_share,
+                           "counted": i in counted, "kept": i == best}
+                          for i, (round_, f) in enumerate(found[name])]
     return kept, attempts
 
 
