@@ -241,11 +241,11 @@ def _in_rounds(
         share = [(phase.timed(f).memory.other_cpu_share, i) for i, (_, f) in enumerate(found[name])]
         counted = {i for _, i in sorted(share)[:repeat]}
         ordered = sorted(counted, key=lambda i: phase.timed(found[name][i][1]).seconds)
-        best = ordered[len(ordered) // 2]
-        kept[name] = found[name][best][1]
+        median = ordered[len(ordered) // 2]
+        kept[name] = found[name][median][1]
         attempts[name] = [{"round": round_, "seconds": round(phase.timed(f).seconds, 1),
                            "other_tenants_cpu_share": phase.timed(f).memory.other_cpu_share,
-                           "counted": i in counted, "kept": i == best}
+                           "counted": i in counted, "kept": i == median}
                           for i, (round_, f) in enumerate(found[name])]
     return kept, attempts
 
