@@ -14,11 +14,13 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow.compute as pc
+import yaml
 
 from benchmarks.memory import MemoryPeaks, MemorySampler
 from lake_assets.catalog.loader import Catalog
 from lake_assets.definitions import build_definitions
 from lake_assets.factory.bronze import manifest_of
+from lake_assets.settings import PROJECT_ROOT
 from resources.delta import DeltaLake
 
 # Runs still log every event to the instance; only the console copy is trimmed.
@@ -55,7 +57,12 @@ def run_pipeline(catalog: Catalog, *, lake: Path, landing: Path) -> PipelineResu
     defs = build_definitions(catalog)
     result = PipelineResult()
     cursors: dict[str, str | None] = {}
-    with dg.instance_for_test() as instance, MemorySampler() as sampler:
+    # A fresh instance in a temporary home, stored as the project's dagster.yaml says.
+    storage = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["storage"]
+    with (
+        dg.instance_for_test(overrides={"storage": storage}) as instance,
+        MemorySampler() as sampler,
+    ):
         began = datetime.now(UTC)
         while True:
             ticked = time.monotonic()

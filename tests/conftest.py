@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
+if TYPE_CHECKING:
+    import dagster as dg
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 METADATA = PROJECT_ROOT / "metadata"
 DEV_SECRETS = PROJECT_ROOT / "dev.secrets"
+
+
+def project_instance() -> AbstractContextManager[dg.DagsterInstance]:
+    """A temporary Dagster instance with the storage that the project's dagster.yaml names."""
+    import dagster as dg
+
+    storage = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["storage"]
+    return dg.instance_for_test(overrides={"storage": storage})
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from lake_assets.ingest.mask import AGE_CAP
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
 from resources.delta.schema import arrow_to_spark
 from resources.delta.snapshot import arrow_schema
-from tests.conftest import DEV_SECRETS, METADATA
+from tests.conftest import DEV_SECRETS, METADATA, project_instance
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -49,7 +49,7 @@ def landed(spark, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
     Module-scoped, so it sets up its own environment: the autouse one is per test.
     """
     root = tmp_path_factory.mktemp("e2e")
-    with pytest.MonkeyPatch.context() as patch, dg.instance_for_test() as instance:
+    with pytest.MonkeyPatch.context() as patch, project_instance() as instance:
         patch.setenv("LAKE_ROOT", str(root / "lake"))
         patch.setenv("LAKE_BRONZE_ROOT", str(root / "raw"))  # raw PHI kept apart
         patch.setenv("LAKE_SECRETS_FILE", str(DEV_SECRETS))

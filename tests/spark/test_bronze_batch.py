@@ -11,6 +11,7 @@ from deltalake import DeltaTable
 from lake_assets.catalog.models import Feed
 from lake_assets.factory.bronze import build_bronze_assets
 from resources.delta import DeltaLake
+from tests.conftest import project_instance
 from tests.unit.ingest_builders import PASSWORD, aes_zip, feed, lab_csv, with_table
 
 pytestmark = pytest.mark.spark
@@ -30,7 +31,7 @@ def run_batch(lake: DeltaLake, archives: list[str], batch_id: str, evolution: st
     labs = with_table(labs or feed("lab_results"), schema_evolution=evolution)
     asset = build_bronze_assets(labs, source_file="lab_results.yaml")
     config = {"ops": {asset.op.name: {"config": {"batch_id": batch_id, "archives": archives}}}}
-    with dg.instance_for_test() as instance:
+    with project_instance() as instance:
         result = dg.materialize([asset], instance=instance, resources={"lake": lake},
                                 partition_key=DAY, run_config=config, raise_on_error=succeeds)
     assert result.success is succeeds

@@ -20,7 +20,7 @@ from lake_assets.factory.partitions import (
 )
 from lake_assets.factory.sensors import build_feed_sensor, new_archives
 from resources.landing import LandingPathError, locate, open_landing
-from tests.conftest import METADATA
+from tests.conftest import METADATA, project_instance
 
 CATALOG = load_catalog(METADATA)
 LAB = CATALOG.feed("lab_results")
@@ -118,7 +118,7 @@ def test_census_sensor_registers_facilities_and_runs_one_range_per_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sensor = two_archives_sensor(CENSUS, tmp_path, monkeypatch)
-    with dg.instance_for_test() as instance:
+    with project_instance() as instance:
         instance.add_dynamic_partitions(facility_partitions_name(CENSUS), ["FAC00009"])
         result = sensor(dg.build_sensor_context(instance=instance))
     [request] = result.run_requests
@@ -135,7 +135,7 @@ def test_sensor_waits_while_a_run_of_its_feed_waits_to_start(
     """What lands while a feed's run is queued or starting goes into one batch after it, not
     into a queue of small runs. A run that executes already lets the next batch queue behind it."""
     sensor = two_archives_sensor(LAB, tmp_path, monkeypatch)
-    with dg.instance_for_test() as instance:
+    with project_instance() as instance:
         create_run_for_test(instance, status=dg.DagsterRunStatus.STARTED,
                             tags={"lake/feed": "lab_results"})
         starting = create_run_for_test(instance, status=dg.DagsterRunStatus.STARTING,
