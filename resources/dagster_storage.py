@@ -94,38 +94,29 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
 
 
-class PooledSqliteRunStorage(SqliteRunStorage):
+class _OneEngine:
+    """`connect()` from one engine kept open, for the storages of a single database file."""
+
+    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None):
+        self._pooled = _engine(conn_string)
+        super().__init__(conn_string, inst_data)  # type: ignore[call-arg]
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with self._pooled.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        self._pooled.dispose()
+        super().dispose()  # type: ignore[misc]
+
+
+class PooledSqliteRunStorage(_OneEngine, SqliteRunStorage):
     """Runs, with one engine kept open."""
 
-    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None):
-        self._pooled = _engine(conn_string)
-        super().__init__(conn_string, inst_data)
 
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        with self._pooled.connect() as conn, conn.begin():
-            yield conn
-
-    def dispose(self) -> None:
-        self._pooled.dispose()
-        super().dispose()
-
-
-class PooledSqliteScheduleStorage(SqliteScheduleStorage):
+class PooledSqliteScheduleStorage(_OneEngine, SqliteScheduleStorage):
     """Schedules, sensors and their ticks, with one engine kept open."""
-
-    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None):
-        self._pooled = _engine(conn_string)
-        super().__init__(conn_string, inst_data)
-
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        with self._pooled.connect() as conn, conn.begin():
-            yield conn
-
-    def dispose(self) -> None:
-        self._pooled.dispose()
-        super().dispose()
 
 
 class LakeSqliteStorage(DagsterSqliteStorage):
