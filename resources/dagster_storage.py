@@ -11,7 +11,6 @@ classes below extend its SQLite storages; pyproject.toml pins Dagster's minor ve
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -55,7 +54,6 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
-        self._engines_lock = threading.Lock()
         super().__init__(base_dir, inst_data)
 
     @contextmanager
@@ -66,21 +64,21 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def _engine_for(self, shard: str) -> sa.Engine:
-        with self._engines_lock:
-            engine = self._engines.get(shard)
-            if engine is not None:
-                self._engines.move_to_end(shard)
-                return engine
-            engine = self._engines[shard] = _engine(self.conn_string_for_shard(shard))
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            while len(self._engines) > _OPEN_RUN_SHARDS + 1:  # + the index shard
-                self._engines.popitem(last=False)[1].dispose()
+        """The engine of `shard`, opened (and the database created) on first use; under _db_lock."""
+        engine = self._engines.get(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
             return engine
+        engine = self._engines[shard] = _engine(self.conn_string_for_shard(shard))
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        while len(self._engines) > _OPEN_RUN_SHARDS + 1:  # + the index shard
+            self._engines.popitem(last=False)[1].dispose()
+        return engine
 
     def _dispose_engines(self) -> None:
-        with self._engines_lock:
+        with self._db_lock:
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
