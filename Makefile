@@ -22,6 +22,7 @@ SPARK_CONNECT_PORT       ?= 15002
 help:
 	@echo "make run   - set up, simulate a small landing zone, start the Dagster UI and daemon"
 	@echo "make test  - set up and run the tests"
+	@echo "make lint  - ruff over the whole checkout (CI runs it before the tests)"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ is required (python3 --version)" >&2; exit 1; }
@@ -55,7 +56,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check lake_assets resources tests benchmarks
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf .lake .dagster_home .pytest_cache .hypothesis spark-warehouse

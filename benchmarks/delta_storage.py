@@ -26,8 +26,8 @@ from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from resources.delta import DeltaLake
-from resources.spark import build_session
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.spark import build_session
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def run(spark: SparkSession, work: Path, *, rows: int, merge_rows: int) -> list[
     memory = Memory(spark._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
     source_rows(spark, start=0, count=rows, seq=1).write.parquet(str(work / "staged"))
     upserts(spark, rows=rows, count=merge_rows).write.parquet(str(work / "upserts"))
-    lake = DeltaLake(root=str(work / "lake"))
+    lake = Lake(root=str(work / "lake"))
     _warm_up(spark, lake)
     ours, theirs = lake.ref("bench/ours"), str(work / "lake" / "bench" / "delta_rs")
     staged = spark.read.parquet(str(work / "staged"))
@@ -137,7 +137,7 @@ def run(spark: SparkSession, work: Path, *, rows: int, merge_rows: int) -> list[
     return steps
 
 
-def _warm_up(spark: SparkSession, lake: DeltaLake) -> None:
+def _warm_up(spark: SparkSession, lake: Lake) -> None:
     """Start Python workers and load modules once, so steps measure steady-state work."""
     tiny = source_rows(spark, start=0, count=1000, seq=1)
     lake.write(tiny, table="bench/warm_up")
@@ -159,7 +159,7 @@ def _delta_rs_merge(uri: str, source: Path) -> None:
      .execute())
 
 
-def _check_same(lake: DeltaLake, theirs: str) -> None:
+def _check_same(lake: Lake, theirs: str) -> None:
     ours = lake.read("bench/ours").agg(F.count("*"), F.sum("seq")).first()
     other = DeltaTable(theirs).to_pyarrow_dataset().to_table(columns=["seq"])
     if (ours[0], ours[1]) != (other.num_rows, sum(other.column("seq").to_pylist())):

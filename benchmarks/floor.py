@@ -15,11 +15,11 @@ from pathlib import Path
 
 from benchmarks.memory import MemoryPeaks, MemorySampler
 from benchmarks.seed_slice import Slice
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.catalog.models import Feed
 from lake_assets.ingest.read import read_archive
-from lake_assets.settings import metadata_root
-from resources.secrets import get_secret
+from lake_assets.storage.secrets import get_secret
 
 _FEEDS: dict[str, tuple[Feed, str | None]] = {}
 

@@ -53,7 +53,7 @@ import typer
 from pyspark.sql import SparkSession
 from rich.console import Console
 
-from benchmarks import spark_stages
+from benchmarks import PROJECT_ROOT, spark_stages
 from benchmarks.floor import run_floor
 from benchmarks.ingest_report import latency_metrics, print_report, run_metrics, targets
 from benchmarks.latency import run_latency
@@ -62,10 +62,10 @@ from benchmarks.peer import PeerResult
 from benchmarks.peer_process import run_peer_process
 from benchmarks.pipeline import PipelineResult, run_pipeline
 from benchmarks.seed_slice import build_slice, build_warmup
-from lake_assets.catalog.loader import Catalog, load_catalog
-from lake_assets.settings import PROJECT_ROOT, metadata_root
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.simulate.options import Encryption
-from resources.spark import build_session
+from lake_assets.storage.spark import build_session
 
 MASTER = "local[2]"
 CONTENDED = 0.15  # share of the CPU other tenants may take before an attempt does not count

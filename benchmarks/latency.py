@@ -24,9 +24,10 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from lake_assets.settings import PROJECT_ROOT
-from resources.manifest import Manifest
-from resources.spark import wait_for_port
+from benchmarks import PROJECT_ROOT
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.manifest import Manifest
+from lake_assets.storage.spark import wait_for_port
 
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 240
@@ -94,7 +95,7 @@ def run_latency(workdir: Path, *, minutes: float, rate: float, seed: int) -> Lat
         _wait(simulator, minutes * 60 + 300, started, seen)
         expected = _landed(landing)
         result.landed = len(expected)
-        _drain(Manifest(str(lake / "_lake" / "ingested_files")), expected, started, seen)
+        _drain(Lake(root=str(lake)).manifest(), expected, started, seen)
         _settle(home, started, seen)
     finally:
         result.stopped_at = time.time()
@@ -246,7 +247,7 @@ def _alive(pids: set[int]) -> list[psutil.Process]:
 
 
 def _measure(result: LatencyResult, lake: Path, landing: Path, home: Path) -> None:
-    rows = Manifest(str(lake / "_lake" / "ingested_files")).rows().to_pylist()
+    rows = Lake(root=str(lake)).manifest().rows().to_pylist()
     result.committed = len(rows)
     for row in rows:
         mtime = (landing / row["path"]).stat().st_mtime

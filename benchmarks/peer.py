@@ -25,9 +25,9 @@ from pyspark.sql.types import StructType
 
 from benchmarks.memory import MemoryPeaks, MemorySampler
 from benchmarks.seed_slice import Slice
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed
-from resources.secrets import get_secret
+from lake_assets.storage.secrets import get_secret
 
 # Spark's default (4 MB per file opened) makes one task per small data file; packing them is
 # the one setting any Spark user would change for this data, so the peer gets it.

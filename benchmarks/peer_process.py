@@ -15,13 +15,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import spark_stages
+from benchmarks import PROJECT_ROOT, spark_stages
 from benchmarks.memory import MemoryPeaks
 from benchmarks.peer import PeerResult, run_peer
 from benchmarks.seed_slice import Slice, landed_slice
-from lake_assets.catalog.loader import load_catalog
-from lake_assets.settings import PROJECT_ROOT, metadata_root
-from resources.spark import build_session
+from lake_assets.catalog.loader import load_catalog, metadata_root
+from lake_assets.storage.spark import build_session
 
 PEER_DRIVER_MEMORY = "4g"
 

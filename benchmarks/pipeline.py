@@ -15,13 +15,12 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.compute as pc
 import yaml
+from lake_assets.resources import DeltaLake
 
+from benchmarks import PROJECT_ROOT
 from benchmarks.memory import MemoryPeaks, MemorySampler
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.definitions import build_definitions
-from lake_assets.factory.bronze import manifest_of
-from lake_assets.settings import PROJECT_ROOT
-from resources.delta import DeltaLake
 
 # Runs still log every event to the instance; only the console copy is trimmed.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -126,7 +125,7 @@ def _execute(
 def _read_manifest(defs: dg.Definitions, began: datetime, result: PipelineResult) -> None:
     lake = defs.resources["lake"]
     assert isinstance(lake, DeltaLake)
-    rows = manifest_of(lake).rows()
+    rows = lake.open().manifest().rows()
     if rows.num_rows == 0:
         return
     last = pc.max(rows.column("committed_at")).as_py()

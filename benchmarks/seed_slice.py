@@ -17,8 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from lake_assets.catalog.loader import load_catalog
-from lake_assets.settings import metadata_root
+from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.simulate import SimulationOptions, TruthRecord, read_truth, simulate
 from lake_assets.simulate.options import Encryption, today_utc
 

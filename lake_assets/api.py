@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow as pa
 from pyspark.sql import DataFrame
 
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.lineage import PROJECTION_LAYERS, lake_tables, sql_name, view_name
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.errors import LakeQueryError
-from lake_assets.settings import metadata_root
-from lake_assets.views import read_lake_table, run_sql
-from resources.delta import DeltaLake
-from resources.delta.snapshot import open_table
-from resources.spark import build_session
+from lake_assets.storage.delta import open_table
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.spark import build_session
+from lake_assets.storage.sql import read_lake_table, run_sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ def read_table(
     *,
     as_of: dt.datetime | str | None = None,
     kind: Kind = "spark",
-    lake: DeltaLake | None = None,
+    lake: Lake | None = None,
     catalog: Catalog | None = None,
 ) -> DataFrame | pd.DataFrame | pa.Table:
     """Lake table `name` (`silver.visits`, `gold/daily_census`, `bronze.adt_events__visits`)
@@ -49,7 +49,7 @@ def read_table(
     for an unknown name or kind, NotADeltaTableError for a table not written yet, and
     DeltaStorageError for a version or time outside the table's history.
     """
-    lake = lake or DeltaLake()
+    lake = lake or Lake()
     catalog = catalog or load_catalog(metadata_root())
     if kind == "spark":
         return read_lake_table(lake, catalog, name, version=version, as_of=as_of)
@@ -70,14 +70,14 @@ def query(
     *,
     version: int | None = None,
     as_of: dt.datetime | str | None = None,
-    lake: DeltaLake | None = None,
+    lake: Lake | None = None,
     catalog: Catalog | None = None,
 ) -> DataFrame:
     """A Spark DataFrame of `sql` over lake tables by SQL name, each pinned if asked.
 
     Raises LakeQueryError if `sql` does not parse or names an unknown table.
     """
-    return run_sql(lake or DeltaLake(), catalog or load_catalog(metadata_root()), sql,
+    return run_sql(lake or Lake(), catalog or load_catalog(metadata_root()), sql,
                    version=version, as_of=as_of)
 
 
@@ -103,7 +103,7 @@ def serve_jdbc(
     })
     if spark.conf.get("spark.sql.hive.thriftServer.singleSession") != "true":
         raise LakeQueryError("serve_jdbc needs a process without a Spark session of its own")
-    lake, catalog = DeltaLake(), catalog or load_catalog(metadata_root())
+    lake, catalog = Lake(session_factory=lambda: spark), catalog or load_catalog(metadata_root())
     served = [n for n in lake_tables(catalog) if n.split(".", 1)[0] in PROJECTION_LAYERS]
     stop = stop or threading.Event()
     _register_written(lake, catalog, served)
@@ -116,7 +116,7 @@ def serve_jdbc(
         server.stop()
 
 
-def _register_written(lake: DeltaLake, catalog: Catalog, names: list[str]) -> None:
+def _register_written(lake: Lake, catalog: Catalog, names: list[str]) -> None:
     for name in names:
         if lake.exists(lake_tables(catalog)[name]):
             read_lake_table(lake, catalog, name).createOrReplaceTempView(view_name(name))

@@ -15,12 +15,11 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from lake_assets.catalog.loader import load_catalog
+from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.catalog.query import run_query
 from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
-from lake_assets.settings import metadata_root
 from lake_assets.simulate.command import register as register_simulate
-from resources.spark import DEFAULT_CONNECT_PORT, connect_server_command, wait_for_port
+from lake_assets.storage.spark import DEFAULT_CONNECT_PORT, connect_server_command, wait_for_port
 
 app = typer.Typer(
     help="Healthcare lakehouse: metadata-driven Dagster assets on Spark and Delta Lake.",

@@ -1,26 +1,25 @@
 """The one entry point: every asset, check, sensor and resource, built from `metadata/`.
 
-Loading it reads YAML only: no Spark session starts and no storage is touched.
+`defs()` builds them when Dagster (or a test) asks: importing this module reads no environment
+and no file. Building reads YAML and SQL only: no Spark session starts and no storage is touched.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.catalog.models import Feed
 from lake_assets.factory.alerts import build_alert_sensor
 from lake_assets.factory.automation import build_automation_sensor
-from lake_assets.factory.bronze import build_bronze_assets, manifest_of
+from lake_assets.factory.bronze import build_bronze_assets
 from lake_assets.factory.gold import build_gold_assets
 from lake_assets.factory.sensors import build_feed_sensor
 from lake_assets.factory.silence import build_silence_checks, build_silence_schedule
 from lake_assets.factory.silver import build_silver_assets
-from lake_assets.settings import metadata_root
-from resources.alerts import AlertRouter
-from resources.delta import DeltaLake
-from resources.landing import LandedArchive
-from resources.spark import SparkResource
+from lake_assets.resources import AlertRouter, DeltaLake, SparkResource
+from lake_assets.storage.landing import LandedArchive
 
 
 def build_definitions(catalog: Catalog) -> dg.Definitions:
@@ -35,7 +34,7 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
 
     def known(feed: Feed, archives: list[LandedArchive]) -> set[str]:
         dates = {a.arrival_date for a in archives}
-        return manifest_of(lake).known(feed.name, dates, [a.path for a in archives])
+        return lake.open().manifest().known(feed.name, dates, [a.path for a in archives])
 
     assets = [*bronze.values(), *build_silver_assets(catalog), *build_gold_assets(catalog)]
     silence = build_silence_checks(catalog)
@@ -49,4 +48,7 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_catalog(metadata_root()))
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The definitions of the metadata under $LAKE_METADATA (default: the project's)."""
+    return build_definitions(load_catalog(metadata_root()))

@@ -67,7 +67,8 @@ def spark() -> Iterator[Any]:
 
     pyspark is imported inside, so tests without Spark never load it.
     """
-    from resources.spark import build_session
+    from lake_assets.storage.delta import register
+    from lake_assets.storage.spark import build_session
 
     session = build_session(
         master="local[2]",
@@ -80,5 +81,6 @@ def spark() -> Iterator[Any]:
         },
         ui_enabled=False,
     )
+    register(session)
     yield session
     session.stop()

@@ -16,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.errors import MetadataError, MetadataProblem
 
 LAYERS = ("bronze", "silver", "gold")

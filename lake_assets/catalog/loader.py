@@ -2,45 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Owners, Projection
 from lake_assets.catalog.rules import cross_file_problems
 from lake_assets.errors import MetadataError, MetadataProblem
 
 M = TypeVar("M", bound=BaseModel)
+METADATA_VARIABLE = "LAKE_METADATA"
+# The checkout's own metadata/, for a process started outside the project folder.
+_PROJECT_METADATA = Path(__file__).resolve().parents[2] / "metadata"
 
 
-@dataclass(frozen=True)
-class Catalog:
-    """Every feed, projection and team, with the YAML file each came from."""
-
-    root: Path
-    feeds: tuple[Feed, ...]
-    projections: tuple[Projection, ...]
-    owners: Owners
-    files: dict[str, str] = field(default_factory=dict)
-
-    def feed(self, name: str) -> Feed:
-        """The feed called `name`; raises KeyError naming the known feeds."""
-        for feed in self.feeds:
-            if feed.name == name:
-                return feed
-        raise KeyError(f"no feed {name!r}; known feeds: {', '.join(f.name for f in self.feeds)}")
-
-    def file_of(self, kind: str, name: str) -> str:
-        """The metadata file (relative to the metadata root) that declared `kind` `name`."""
-        return self.files[f"{kind}:{name}"]
-
-    def sql_path(self, projection: Projection) -> Path:
-        """Absolute path of a projection's SQL file."""
-        return (self.root / self.file_of("projection", projection.name)).parent / projection.sql
+def metadata_root() -> Path:
+    """The metadata folder: $LAKE_METADATA, else the project's `metadata/`."""
+    return Path(os.environ.get(METADATA_VARIABLE, _PROJECT_METADATA))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.errors import LakehouseError
 
 _SCHEMA = {

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Table
 from lake_assets.errors import MetadataProblem
-
-if TYPE_CHECKING:
-    from lake_assets.catalog.loader import Catalog
 
 
 def cross_file_problems(

@@ -30,7 +30,6 @@ Public API (stable; the bronze asset calls the first four on its executors and d
     missing_references(df, target, *, column, to_column, phi) -> ReferenceCount
     daily_counts(df, *, date_column, first, last) -> dict[date, int]
     judge_row_count(check: RowCountCheck, *, day, counts) -> RowCountVerdict
-    read_deliveries(manifest, feed, *, since) -> pa.Table
     facility_cadences(deliveries, *, silence_after) -> list[FacilityCadence]
     silent_facilities(cadences, *, now) -> list[FacilityCadence]
 """
@@ -42,7 +41,6 @@ from lake_assets.checks.rules import Rule, TableRules, compile_rules
 from lake_assets.checks.silence import (
     FacilityCadence,
     facility_cadences,
-    read_deliveries,
     silent_facilities,
 )
 from lake_assets.checks.tally import MASK, SAMPLE_SIZE, CheckTally
@@ -64,7 +62,6 @@ __all__ = [
     "history_window",
     "judge_row_count",
     "missing_references",
-    "read_deliveries",
     "silent_facilities",
     "tally_frame",
 ]

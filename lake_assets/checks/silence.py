@@ -6,7 +6,7 @@ older than its window: the feed's `silence_after`, or, when shorter, three times
 gap between its own deliveries over the last HISTORY_DAYS (never under MIN_WINDOW, since
 batches land a facility's archives minutes apart). A facility with fewer than MIN_GAPS gaps has
 no cadence yet and gets `silence_after` alone. A facility that never delivered is not silent:
-nothing says it should. Reads the manifest's Delta log and two columns with delta-rs; no Spark.
+nothing says it should. Deliveries come from `Manifest.deliveries`; no I/O here.
 """
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
-
-from resources.manifest import Manifest
 
 HISTORY_DAYS = 14
 CADENCE_FACTOR = 3
@@ -46,25 +41,11 @@ class FacilityCadence:
         return now - self.last_delivery
 
 
-def read_deliveries(manifest: Manifest, feed: str, *, since: dt.date) -> pa.Table:
-    """The feed's deliveries since `since` (arrival date): columns `facility`, `committed_at`.
-
-    An empty table when the manifest does not exist yet.
-    """
-    try:
-        table = DeltaTable(manifest.uri, storage_options=manifest.storage_options)
-    except TableNotFoundError:
-        return pa.table({"facility": pa.array([], pa.string()),
-                         "committed_at": pa.array([], pa.timestamp("us", tz="UTC"))})
-    condition = (pc.field("feed") == feed) & (pc.field("arrival_date") >= since.isoformat())
-    return table.to_pyarrow_dataset().to_table(
-        columns=["facility", "committed_at"], filter=condition)
-
-
 def facility_cadences(
     deliveries: pa.Table, *, silence_after: dt.timedelta | None
 ) -> list[FacilityCadence]:
-    """Each delivering facility's cadence, by facility id; a facility with neither a
+    """Each delivering facility's cadence, from deliveries (`facility`, `committed_at`), by
+    facility id; a facility with neither a
     `silence_after` nor a known cadence is left out, since nothing sets its window."""
     frame = deliveries.select(["facility", "committed_at"]).to_pandas().dropna()
     frame = frame.drop_duplicates().sort_values(["facility", "committed_at"])

@@ -10,8 +10,8 @@ from typing import Any
 
 import dagster as dg
 
-from lake_assets.factory.alert_audience import Audience, Window
-from lake_assets.factory.incidents import Facts, Finding, Incident, Level
+from lake_assets.alerts.audience import Audience, Window
+from lake_assets.alerts.incidents import Facts, Finding, Incident, Level
 
 # Check metadata a message may quote: numbers under these keys, identifiers under NAME_KEYS.
 # Anything else (a "sample" above all) never leaves the instance.
@@ -142,7 +142,8 @@ def check_results(
     newest: dict[str, tuple[float, Finding]] = {}
     runs: dict[str, dg.DagsterRun | None] = {}
     horizon = after
-    for check_key in audience.check_keys:
+    for asset, name in audience.check_keys:
+        check_key = dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name)
         history = instance.event_log_storage.get_asset_check_execution_history(
             check_key, limit=CHECK_HISTORY
         )

@@ -7,12 +7,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import Literal
 
 import dagster as dg
 
-from lake_assets.catalog.loader import Catalog
-from lake_assets.factory.alert_audience import Audience, build_audience
+from lake_assets.alerts.audience import AssetNode, Audience, Window
+from lake_assets.alerts.incidents import AlertState, Transition, advance, decode_state
+from lake_assets.alerts.messages import Notice
+from lake_assets.alerts.router import Delivery
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.models import Feed, Projection
 from lake_assets.factory.alert_findings import (
     check_results,
     duration_text,
@@ -21,9 +27,9 @@ from lake_assets.factory.alert_findings import (
     run_failures,
     run_recoveries,
 )
-from lake_assets.factory.incidents import AlertState, Transition, advance, decode_state
-from resources.alerts import AlertRouter, Delivery, Notice
+from lake_assets.resources.alerts import AlertRouter
 
+TEAM_PREFIX = "team:"
 SENSOR_NAME = "lake_alerts"
 INTERVAL_SECONDS = 30
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
@@ -138,3 +144,78 @@ def notice_of(transition: Transition, audience: Audience, *, base_url: str, now:
         dedup_key=incident.incident_id,
         run_link=f"{base_url}/runs/{run_id}" if run_id else None,
     )
+
+
+def build_audience(
+    catalog: Catalog, assets: Sequence[dg.AssetsDefinition | dg.AssetSpec]
+) -> Audience:
+    """The routing view of `assets`; owners come from the specs, subscribers from metadata."""
+    specs = [spec for item in assets for spec in _specs_of(item)]
+    checks: dict[str, list[dg.AssetCheckKey]] = {}
+    for item in assets:
+        for check in item.check_keys if isinstance(item, dg.AssetsDefinition) else ():
+            checks.setdefault(check.asset_key.to_user_string(), []).append(check)
+    children: dict[str, list[str]] = {}
+    for spec in specs:
+        for dep in spec.deps:
+            children.setdefault(dep.asset_key.to_user_string(), []).append(_key(spec))
+    nodes = {
+        _key(spec): AssetNode(
+            key=_key(spec),
+            owners=_teams(spec.owners) or _source_teams(catalog, spec, "owners"),
+            subscribers=_source_teams(catalog, spec, "subscribers"),
+            children=tuple(sorted(set(children.get(_key(spec), ())))),
+            freshness=_window(spec.freshness_policy),
+            has_freshness_policy=spec.freshness_policy is not None,
+            checks=tuple(sorted(c.name for c in checks.get(_key(spec), ()))),
+        )
+        for spec in specs
+    }
+    return Audience(nodes=nodes, teams=dict(catalog.owners.teams))
+
+
+def _specs_of(item: dg.AssetsDefinition | dg.AssetSpec) -> Iterable[dg.AssetSpec]:
+    return [item] if isinstance(item, dg.AssetSpec) else item.specs
+
+
+def _key(spec: dg.AssetSpec) -> str:
+    return spec.key.to_user_string()
+
+
+def _teams(owners: Iterable[str]) -> tuple[str, ...]:
+    """Team names of Dagster owner strings (`team:<name>`); user emails are not teams."""
+    return tuple(o.removeprefix(TEAM_PREFIX) for o in owners if o.startswith(TEAM_PREFIX))
+
+
+def _source(catalog: Catalog, spec: dg.AssetSpec) -> Feed | Projection | None:
+    """The feed or projection an asset comes from: by its `lake/*` tag, else by its key."""
+    layer, name = (spec.key.path[0], spec.key.path[1]) if len(spec.key.path) > 1 else ("", "")
+    projection = spec.tags.get("lake/projection") or (name if layer == "gold" else None)
+    if projection:
+        return next((p for p in catalog.projections if p.name == projection), None)
+    feed = spec.tags.get("lake/feed") or (name if layer == "bronze" else None)
+    if feed is None and layer == "silver":
+        return next((f for f in catalog.feeds if f.table(name) is not None), None)
+    return next((f for f in catalog.feeds if f.name == feed), None)
+
+
+def _source_teams(
+    catalog: Catalog, spec: dg.AssetSpec, role: Literal["owners", "subscribers"]
+) -> tuple[str, ...]:
+    source = _source(catalog, spec)
+    return getattr(source, role) if source is not None else ()
+
+
+def _window(policy: object) -> Window | None:
+    """The windows of a time-window freshness policy; None for other kinds (cron) or none."""
+    fail, warn = getattr(policy, "fail_window", None), getattr(policy, "warn_window", None)
+    if fail is None:
+        return None
+    return Window(warn=_seconds(warn) if warn is not None else None, fail=_seconds(fail))
+
+
+def _seconds(window: object) -> float:
+    delta = window.to_timedelta() if hasattr(window, "to_timedelta") else window
+    if not isinstance(delta, timedelta):
+        raise TypeError(f"freshness window {window!r} is not a duration")
+    return delta.total_seconds()

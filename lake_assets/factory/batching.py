@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from lake_assets.catalog.models import Feed
-from resources.landing import LandedArchive
+from lake_assets.storage.landing import LandedArchive
 
 # An hour folder still receives archives this long after it ends (slow uploads, clock skew).
 SEAL_AFTER = timedelta(hours=2)

@@ -16,7 +16,8 @@ from lake_assets.factory.checks import check_results, table_check_specs
 from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
 from lake_assets.factory.report import BatchReport, manifest_rows
 from lake_assets.factory.specs import bronze_key, build_bronze_specs
-from lake_assets.ingest.batch import (
+from lake_assets.resources import DeltaLake
+from lake_assets.storage.batch import (
     ARRIVAL,
     BatchArchive,
     BatchOutcome,
@@ -26,14 +27,10 @@ from lake_assets.ingest.batch import (
     load_batch,
     quarantine_row_schema,
 )
-from lake_assets.settings import landing_root
-from resources.delta import DeltaLake
-from resources.delta.commit import CommitPlan, discard
-from resources.landing import LandingZone, locate, open_landing
-from resources.manifest import Manifest
-from resources.secrets import get_secret
-
-MANIFEST_TABLE = "_lake/ingested_files"
+from lake_assets.storage.delta import CommitPlan, discard
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.landing import LandingZone, landing_root, locate, open_landing
+from lake_assets.storage.secrets import get_secret
 
 
 class BronzeBatch(dg.Config):
@@ -42,12 +39,6 @@ class BronzeBatch(dg.Config):
 
     batch_id: str = ""
     archives: list[str] = Field(default_factory=list)
-
-
-def manifest_of(lake: DeltaLake) -> Manifest:
-    """The ingestion manifest table of the lake."""
-    ref = lake.ref(MANIFEST_TABLE)
-    return Manifest(ref.uri, ref.options or None)
 
 
 def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
@@ -72,7 +63,7 @@ def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
         # A run of some tables (a subset picked in the UI) still loads the whole feed; it
         # reports only what was selected.
         assets, checks = context.selected_asset_keys, context.selected_asset_check_keys
-        for result in ingest(context, feed, config, lake):
+        for result in ingest(context, feed, config, lake.open()):
             if isinstance(result, dg.AssetCheckResult):
                 if dg.AssetCheckKey(result.asset_key, result.check_name) in checks:
                     yield result
@@ -83,7 +74,7 @@ def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
 
 
 def ingest(
-    context: dg.AssetExecutionContext, feed: Feed, config: BronzeBatch, lake: DeltaLake
+    context: dg.AssetExecutionContext, feed: Feed, config: BronzeBatch, lake: Lake
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Load the run's batch (or its whole partition) into bronze, quarantine and the manifest.
 
@@ -93,7 +84,7 @@ def ingest(
     zone = open_landing(landing_root())
     rerun = not config.archives
     batch_id = config.batch_id or f"{date.replace('-', '')}-rerun-{context.run.run_id[:8]}"
-    manifest = manifest_of(lake)
+    manifest = lake.manifest()
     if not rerun and manifest.committed(feed.name, batch_id):
         context.log.info(f"batch {batch_id} of {feed.name} is already loaded; nothing to do")
         yield from _unchanged(feed, batch_id)
@@ -175,7 +166,7 @@ def _batch_archives(
 def _load(
     context: dg.AssetExecutionContext,
     feed: Feed,
-    lake: DeltaLake,
+    lake: Lake,
     zone: LandingZone,
     archives: list[BatchArchive],
     *,
@@ -195,7 +186,7 @@ def _load(
         ingested_at=now,
     )
     plans = _plans(feed, lake, batch_id=batch_id, rerun=rerun, slice_=slice_)
-    outcome = load_batch(lake.spark.session, spec, {o: p.spec for o, p in plans.items()})
+    outcome = load_batch(lake.session, spec, {o: p.spec for o, p in plans.items()})
     context.log.info(f"{feed.name} batch {batch_id}: read {len(outcome.archives)} archives, "
                      f"wrote {len(outcome.all_files())} files; committing")
     report = BatchReport(ingested_at=now, archives=outcome.archives,
@@ -227,7 +218,7 @@ def _discard(
 
 
 def _plans(
-    feed: Feed, lake: DeltaLake, *, batch_id: str, rerun: bool, slice_: list[tuple]
+    feed: Feed, lake: Lake, *, batch_id: str, rerun: bool, slice_: list[tuple]
 ) -> dict[Output, CommitPlan]:
     """One commit plan per (layer, table): appended under the batch's app transaction, or (a
     re-run) replacing the partition's slice."""
@@ -238,14 +229,13 @@ def _plans(
             "quarantine": (["quarantine", feed.name, table.name], quarantine_row_schema()),
         }
         for layer, (name, schema) in names.items():
-            plans[(layer, table.name)] = lake.plan_files(
-                name,
-                schema,
-                mode="overwrite" if rerun else "append",
-                replace_where=slice_ if rerun else None,
-                partition_by=[ARRIVAL],
-                app_txn=None if rerun else (f"{'/'.join(name)}/{batch_id}", 1),
-            )
+            if rerun:
+                plan = lake.plan_files(name, schema, mode="overwrite", replace_where=slice_,
+                                       partition_by=[ARRIVAL])
+            else:
+                plan = lake.plan_files(name, schema, partition_by=[ARRIVAL],
+                                       app_txn=(f"{'/'.join(name)}/{batch_id}", 1))
+            plans[(layer, table.name)] = plan
     return plans
 
 

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 import dagster as dg
 from pyspark.sql import functions as F
 
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.lineage import parse_query, projection_inputs, rewrite
-from lake_assets.catalog.loader import Catalog
 from lake_assets.catalog.models import Projection
 from lake_assets.errors import ProjectionError
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.partitions import DAILY
 from lake_assets.factory.specs import freshness_policy, owner_tags
-from lake_assets.views import lake_sql
-from resources.delta import DeltaLake
+from lake_assets.resources import DeltaLake
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.sql import lake_sql
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _build(spec: GoldSpec, catalog: Catalog) -> dg.AssetsDefinition:
     )
     def _gold(context: dg.AssetExecutionContext, lake: DeltaLake) -> dg.MaterializeResult:
         day = context.partition_key if projection.partitions else None
-        found = refresh_projection(lake, catalog, spec, day=day)
+        found = refresh_projection(lake.open(), catalog, spec, day=day)
         context.log.info(f"gold.{projection.name} for {day or 'all days'}: {found}")
         return dg.MaterializeResult(metadata=found)
 
@@ -96,7 +97,7 @@ def _build(spec: GoldSpec, catalog: Catalog) -> dg.AssetsDefinition:
 
 
 def refresh_projection(
-    lake: DeltaLake, catalog: Catalog, spec: GoldSpec, *, day: str | None
+    lake: Lake, catalog: Catalog, spec: GoldSpec, *, day: str | None
 ) -> dict[str, object]:
     """Recompute `gold/<projection>`: for a daily projection the days from `day` minus
     `lookback_days` to `day`, replacing only those; otherwise the whole table.
@@ -107,7 +108,7 @@ def refresh_projection(
     projection = spec.projection
     frame = lake_sql(lake, catalog, spec.spark_sql, spec.inputs)
     if day is None:
-        return lake.write(frame, table=spec.key, mode="overwrite").as_metadata()
+        return lake.write(frame, table=spec.key.path, mode="overwrite").as_metadata()
     column = projection.partition_column or ""
     if column not in frame.columns:
         raise ProjectionError(
@@ -118,7 +119,7 @@ def refresh_projection(
     first = last - dt.timedelta(days=projection.lookback_days)
     days = frame.where(F.col(column).between(F.lit(first), F.lit(last)))
     result = lake.write(
-        days, table=spec.key, mode="overwrite", partition_by=[column],
+        days, table=spec.key.path, mode="overwrite", partition_by=[column],
         replace_where=[(column, ">=", first), (column, "<=", last)],
     )
     return result.as_metadata() | {"days": f"{first.isoformat()}..{last.isoformat()}"}

@@ -14,8 +14,8 @@ import dagster as dg
 from lake_assets.catalog.models import Feed
 from lake_assets.checks import CheckTally
 from lake_assets.factory.specs import bronze_key
-from resources.delta import WriteResult
-from resources.manifest import ManifestRow
+from lake_assets.storage.delta import WriteResult
+from lake_assets.storage.manifest import ManifestRow
 
 
 @dataclass

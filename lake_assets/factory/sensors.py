@@ -16,8 +16,7 @@ from lake_assets.factory.partitions import (
     facility_partitions_name,
     partition_key,
 )
-from lake_assets.settings import landing_root
-from resources.landing import LandedArchive, LandingZone, open_landing
+from lake_assets.storage.landing import LandedArchive, LandingZone, landing_root, open_landing
 
 # Runs requested per tick; the rest wait for the next tick, which keeps ticks short.
 MAX_RUNS_PER_TICK = 25

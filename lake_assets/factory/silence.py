@@ -13,14 +13,13 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed
-from lake_assets.checks import facility_cadences, read_deliveries, silent_facilities
+from lake_assets.checks import facility_cadences, silent_facilities
 from lake_assets.checks.silence import HISTORY_DAYS, FacilityCadence
 from lake_assets.factory.alert_findings import duration_text
-from lake_assets.factory.bronze import manifest_of
 from lake_assets.factory.specs import bronze_key
-from resources.delta import DeltaLake
+from lake_assets.resources import DeltaLake
 
 SILENCE_CHECK = "facility_silence"
 SCHEDULE_NAME = "facility_silence"
@@ -61,7 +60,7 @@ def _silence_check(feed: Feed, clock: Callable[[], float]) -> dg.AssetChecksDefi
     def _silence(lake: DeltaLake) -> dg.AssetCheckResult:
         now = dt.datetime.fromtimestamp(clock(), dt.UTC)
         since = now.date() - dt.timedelta(days=HISTORY_DAYS)
-        deliveries = read_deliveries(manifest_of(lake), feed.name, since=since)
+        deliveries = lake.open().manifest().deliveries(feed.name, since=since)
         cadences = facility_cadences(deliveries, silence_after=feed.silence_after)
         return silence_result(feed, cadences, now=now)
 

@@ -19,7 +19,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Table
 from lake_assets.checks import daily_counts, history_window
 from lake_assets.errors import MetadataError, MetadataProblem
@@ -43,8 +43,10 @@ from lake_assets.ingest.cdc import (
     with_deletes,
 )
 from lake_assets.ingest.mask import HMAC_SECRET, masked_type
-from resources.delta import DeltaLake, Scd2
-from resources.secrets import get_secret
+from lake_assets.resources import DeltaLake
+from lake_assets.storage.delta import Scd2
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.secrets import get_secret
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def _build(source: SilverSource) -> dg.AssetsDefinition:
     def _silver(
         context: dg.AssetExecutionContext, lake: DeltaLake
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        day = update_silver(lake, source, date=context.partition_key)
+        day = update_silver(lake.open(), source, date=context.partition_key)
         context.log.info(f"silver.{source.name} from arrivals of {context.partition_key}: "
                          f"{day.metadata}")
         if not day.checks.failed:
@@ -179,7 +181,7 @@ def _build(source: SilverSource) -> dg.AssetsDefinition:
     return _silver
 
 
-def update_silver(lake: DeltaLake, source: SilverSource, *, date: str) -> SilverDay:
+def update_silver(lake: Lake, source: SilverSource, *, date: str) -> SilverDay:
     """Check the bronze rows that arrived on `date`, then merge them into `silver/<table>`,
     unless a rule whose action is `fail` broke (`SilverDay.checks.failed`).
 
@@ -210,7 +212,7 @@ def update_silver(lake: DeltaLake, source: SilverSource, *, date: str) -> Silver
         if table.deletes is not None:
             changes = _keep_deletes(lake, changes, table, new_deletes=deletes > 0)
         result = lake.merge(
-            changes, table=silver_key(table.name), keys=merge_keys(table),
+            changes, table=silver_key(table.name).path, keys=merge_keys(table),
             sequence_by=merge_sequence(table), delete_when=F.col(DELETED),
             drop_columns=[DELETED], scd2=Scd2() if table.cdc == "scd2" else None,
         )
@@ -219,7 +221,7 @@ def update_silver(lake: DeltaLake, source: SilverSource, *, date: str) -> Silver
         changes.unpersist()
 
 
-def _arrivals(lake: DeltaLake, source: SilverSource, *, first: dt.date, last: dt.date
+def _arrivals(lake: Lake, source: SilverSource, *, first: dt.date, last: dt.date
               ) -> DataFrame | None:
     """The rows that arrived from `first` to `last` in every existing bronze table of the
     source."""
@@ -233,7 +235,7 @@ def _arrivals(lake: DeltaLake, source: SilverSource, *, first: dt.date, last: dt
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
-def _keep_deletes(lake: DeltaLake, changes: DataFrame, table: Table, *,
+def _keep_deletes(lake: Lake, changes: DataFrame, table: Table, *,
                   new_deletes: bool) -> DataFrame:
     """Store this batch's delete events, then apply every stored one to `changes`."""
     path = deletes_table(table.name)

@@ -24,7 +24,7 @@ from lake_assets.checks import (
     tally_frame,
 )
 from lake_assets.factory.checks import check_results, reference_result, row_count_result
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class DayChecks:
 
 
 def check_changes(
-    lake: DeltaLake, table: Table, changes: DataFrame, *, counts: Mapping[dt.date, int]
+    lake: Lake, table: Table, changes: DataFrame, *, counts: Mapping[dt.date, int]
 ) -> DayChecks:
     """Evaluate `table`'s silver rules and references on `changes` (one job each).
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import fnmatch
+import io
 import posixpath
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,15 +21,30 @@ from libarchive import ffi
 
 from lake_assets.catalog.models import Feed
 from lake_assets.errors import ArchiveRejected
-from lake_assets.ingest.zip_directory import EOCD, Encryption, find_end_record, member_encryption
 
 CHUNK = 256 * 1024
 # Small files compress better than any sane ratio limit allows (a 300-byte zip holding 80 KB of
 # repetitive CSV is "400:1"); the ratio limit applies only past this many uncompressed bytes.
 RATIO_FLOOR = 4 * 1024 * 1024
 _LOCAL_HEADER = b"PK\x03\x04"
+_END_RECORD = b"PK\x05\x06"
+_AES_METHOD = 99  # WinZip AES: the real method sits in an extra field
+_ENCRYPTED_FLAG = 0x1
 _GZIP_MAGIC = b"\x1f\x8b"
 _PASSWORD_ERRORS = ("passphrase", "decryption", "authentication", "bad crc", "decompression")
+
+
+class Encryption(NamedTuple):
+    """How one member is encrypted, as its central-directory entry declares.
+
+    libarchive reports that an entry is encrypted but not how; the difference matters when data
+    fails to decrypt. ZipCrypto checks a password with one byte, so a wrong one slips through 1
+    time in 256 and then fails like damaged data; WinZip AES checks two bytes and then an HMAC,
+    so a failure after its check is damage.
+    """
+
+    encrypted: bool
+    aes: bool
 
 
 class Member(NamedTuple):
@@ -153,8 +170,10 @@ def _inflate_one(budget: _Budget, data: bytes, parts: list[bytes]) -> bytes:
 
 
 def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator[Member]:
-    _check_zip_frame(budget, data)
-    directory = member_encryption(data) or []
+    directory = _zip_directory(budget, data)
+    # Without a readable directory entry, assume ZipCrypto when a password was given: the
+    # cautious reading of a failure.
+    unknown = Encryption(encrypted=bool(password), aes=False)
     current = Encryption(encrypted=False, aes=False)
     index = 0
     try:
@@ -164,29 +183,40 @@ def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator
             for entry in archive:
                 index += 1
                 budget.count_member()
-                encrypted = bool(_entry_is_encrypted(entry._entry_p))
-                # Without a readable directory entry, assume ZipCrypto: the cautious reading.
-                aes = index <= len(directory) and directory[index - 1].aes
-                current = Encryption(encrypted=encrypted, aes=encrypted and aes)
+                current = directory[index - 1] if index <= len(directory) else unknown
                 name = _member_name(entry)
                 if name is None:
                     # Skipping it could silently drop a data file; refuse the archive instead.
                     budget.reject("corrupt", f"member #{index} has a name that cannot be read")
                 if not entry.isreg or not is_data_member(budget.feed, name):
                     continue
-                declared = entry.size if ffi.entry_size_is_set(entry._entry_p) else None
-                yield Member(name, _stream(budget, archive._pointer, index, declared))
+                # libarchive-c's `get_blocks` lets a warning through as a negative count (and
+                # returns the buffer's tail as data); `_stream` reads through the archive's
+                # handle instead, which libarchive-c keeps private.
+                yield Member(name, _stream(budget, archive._pointer, index, entry.size))
     except libarchive.ArchiveError as exc:
         reason, message = _classify(exc, current=current, has_password=bool(password))
         budget.reject(reason, message if not index else f"member #{index}: {message}")
 
 
-def _check_zip_frame(budget: _Budget, data: bytes) -> None:
-    """Reject what libarchive would misread: not a zip, or a zip without its directory."""
-    if not (data.startswith(_LOCAL_HEADER) or data.startswith(EOCD)):
+def _zip_directory(budget: _Budget, data: bytes) -> list[Encryption]:
+    """Each member's encryption in central-directory order (libarchive's order when it reads a
+    whole zip), from zipfile's reading of the directory (zip64 too); empty when the directory
+    is damaged, so libarchive's reading decides.
+
+    Rejects what libarchive would misread: not a zip, or a zip without its end record.
+    """
+    if not data.startswith((_LOCAL_HEADER, _END_RECORD)):
         budget.reject("corrupt", "not a zip archive")
-    if find_end_record(data) < 0:
-        budget.reject("truncated", "the zip ends early: no end-of-central-directory record")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return [Encryption(bool(info.flag_bits & _ENCRYPTED_FLAG),
+                               info.compress_type == _AES_METHOD)
+                    for info in archive.infolist()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+        if not zipfile.is_zipfile(io.BytesIO(data)):
+            budget.reject("truncated", "the zip ends early: no end-of-central-directory record")
+        return []
 
 
 def _stream(budget: _Budget, archive_p: int, index: int, declared: int | None) -> bytes:
@@ -236,14 +266,10 @@ def _safe(text: str) -> str:
 
 
 def _member_name(entry: libarchive.ArchiveEntry) -> str | None:
-    """The name as a label: UTF-8 when it decodes, else cp437 (which decodes any bytes)."""
-    raw = ffi.entry_pathname(entry._entry_p)
-    if raw is None:
-        return ffi.entry_pathname_w(entry._entry_p)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("cp437")
+    """The name as a label: as libarchive decodes it (UTF-8), else cp437 (which decodes any
+    bytes)."""
+    name = entry.pathname
+    return name.decode("cp437") if isinstance(name, bytes) else name
 
 
 def _bind(name: str, argtypes: list[type], restype: type) -> Callable[..., int]:
@@ -256,7 +282,6 @@ def _bind(name: str, argtypes: list[type], restype: type) -> Callable[..., int]:
     return function
 
 
-_entry_is_encrypted = _bind("archive_entry_is_encrypted", [ctypes.c_void_p], ctypes.c_int)
 _read_data = _bind(
     "archive_read_data", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ctypes.c_ssize_t
 )

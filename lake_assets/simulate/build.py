@@ -31,7 +31,7 @@ from lake_assets.simulate.text_rows import build_row_layout
 from lake_assets.simulate.truth import TruthRecord
 from lake_assets.simulate.units import Layout, Tally, member_name
 from lake_assets.simulate.xml_docs import build_xml_layout
-from resources.secrets import get_secret
+from lake_assets.storage.secrets import get_secret
 
 Member = tuple[str, bytes]
 FACILITY_SEGMENT = 2  # <date>/<hour>/<facility>/ after the feed's prefix

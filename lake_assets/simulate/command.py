@@ -11,9 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from lake_assets.catalog.loader import load_catalog
+from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.errors import LakehouseError, SimulationOptionError
-from lake_assets.settings import landing_root, metadata_root
 from lake_assets.simulate.faults import FAULT_KINDS
 from lake_assets.simulate.options import (
     ENCRYPTIONS,
@@ -23,6 +22,7 @@ from lake_assets.simulate.options import (
     today_utc,
 )
 from lake_assets.simulate.run import simulate
+from lake_assets.storage.landing import landing_root
 
 TRUTH_NAME = "_truth.jsonl"  # at the landing root, outside every feed prefix
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed
 from lake_assets.errors import SimulationOptionError
 from lake_assets.simulate.faults import FAULT_KINDS

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.simulate.build import (
     BuiltArchive,
     FeedKit,

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from lake_assets.resources import AlertRouter
 
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog
 from lake_assets.errors import AlertCursorError
 from lake_assets.factory.alerts import build_alert_sensor
 from lake_assets.factory.partitions import DAILY
 from lake_assets.factory.specs import build_bronze_specs
-from resources.alerts import AlertRouter
 from tests.alert_servers import RecordingHttp, RecordingSmtp, serve_http, serve_smtp
 from tests.conftest import EditFn
 

@@ -15,10 +15,11 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog
 from lake_assets.definitions import build_definitions
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
-from resources.manifest import Manifest
+from lake_assets.storage.manifest import Manifest
 from tests.conftest import METADATA
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -15,17 +15,19 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pytest
+from lake_assets.resources import DeltaLake
 from pyspark.sql import SparkSession
 
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog
 from lake_assets.checks import CheckTally, compile_rules, evaluate_rows
 from lake_assets.definitions import build_definitions
 from lake_assets.factory.checks import check_results, table_check_specs
 from lake_assets.factory.silver import build_silver_assets
 from lake_assets.factory.specs import build_bronze_specs
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
-from resources.delta import DeltaLake
-from resources.manifest import Manifest, ManifestRow
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.manifest import ManifestRow
 from tests.alert_servers import serve_http, serve_smtp
 from tests.conftest import METADATA, EditFn
 
@@ -66,7 +68,7 @@ def metadata_of(evaluation: dg.AssetCheckEvaluation) -> dict[str, object]:
 def record_deliveries(truth: Path, lake_root: Path, *, run: str) -> None:
     """Record the simulated archives in the manifest at the time each one arrived, as the
     bronze asset would have had it loaded them as they landed."""
-    manifest = Manifest(str(lake_root / "_lake" / "ingested_files"))
+    manifest = Lake(root=str(lake_root)).manifest()
     for index, record in enumerate(read_truth(str(truth))):
         found = _STAMP.search(record.archive)
         assert found, record.archive
@@ -156,7 +158,7 @@ def write_bronze(spark: SparkSession, catalog: Catalog, feed: str, table: str,
         (*(row.get(n) for n in names), row.get("facility_code"), day, f"a{i}.zip", "m.csv", at)
         for i, row in enumerate(rows)
     ]
-    DeltaLake().write(spark.createDataFrame(data, schema), table=["bronze", feed, table],
+    Lake().write(spark.createDataFrame(data, schema), table=["bronze", feed, table],
                       mode="overwrite", partition_by=["_arrival_date"])
 
 

@@ -16,13 +16,14 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog
 from lake_assets.definitions import build_definitions
 from lake_assets.ingest.cdc import silver_schema
 from lake_assets.ingest.mask import AGE_CAP
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
-from resources.delta.schema import arrow_to_spark
-from resources.delta.snapshot import arrow_schema
+from lake_assets.storage.delta._schema import arrow_to_spark
+from lake_assets.storage.delta._snapshot import arrow_schema
 from tests.conftest import DEV_SECRETS, METADATA, project_instance
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from resources.delta import DeltaLake
-from resources.delta.files import WRITER_KEY
-from resources.spark import build_session
+from lake_assets.storage.delta._files import WRITER_KEY
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.spark import build_session
 
 CONF = {"spark.executor.memory": "512m", "spark.executor.cores": "1", "spark.cores.max": "2",
         "spark.sql.shuffle.partitions": "2", "spark.driver.memory": "512m"}
@@ -56,7 +56,7 @@ def writers(table: Path) -> list[dict]:
 def main(master: str, root: str, report: str) -> None:
     started = time.monotonic()
     spark = build_session(master=master, app_name="cluster-test", conf=CONF, ui_enabled=False)
-    lake = DeltaLake(root=root)
+    lake = Lake(root=root)
     rows = spark.range(0, 4000, numPartitions=4).select(
         F.col("id"), (F.col("id") % 50).cast("string").alias("facility"),
         F.lit(1).cast("long").alias("seq"), F.lit("v1").alias("value"))

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 
 
 @pytest.fixture
-def lake(spark: SparkSession, tmp_path: Path) -> DeltaLake:
-    """A DeltaLake resource rooted in this test's own directory, using the shared session."""
-    return DeltaLake(root=str(tmp_path / "lake"))
+def lake(spark: SparkSession, tmp_path: Path) -> Lake:
+    """The lake in this test's own directory, on the shared session."""
+    return Lake(root=str(tmp_path / "lake"), session_factory=lambda: spark)
 
 
 def parquet_files(root: Path) -> set[str]:

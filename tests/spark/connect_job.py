@@ -21,12 +21,12 @@ import dagster as dg
 from deltalake import DeltaTable
 
 from benchmarks.pipeline import run_pipeline
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.definitions import build_definitions
-from lake_assets.settings import metadata_root
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
-from lake_assets.views import run_sql
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.sql import run_sql
 
 DAY = "2026-11-20"
 
@@ -46,7 +46,7 @@ def main(workdir: str, report: str) -> None:
     found = {name: DeltaTable(str(root / "lake" / "bronze" / name)).to_pyarrow_dataset()
              .count_rows() for name in expected}
     feed, table = sorted(expected)[0].split("/")
-    counted = run_sql(DeltaLake(), catalog, f"SELECT COUNT(*) AS n FROM bronze.{feed}__{table}")
+    counted = run_sql(Lake(), catalog, f"SELECT COUNT(*) AS n FROM bronze.{feed}__{table}")
     Path(report).write_text(json.dumps({
         "runs": result.runs, "failed_runs": result.failed_runs, "archives": result.archives,
         "expected": dict(expected), "found": found,

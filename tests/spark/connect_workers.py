@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import psutil
 import pyarrow as pa
 
-from resources.spark import build_session
+from lake_assets.storage.spark import build_session
 
 BEGAN = time.time()
 

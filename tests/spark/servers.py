@@ -141,7 +141,7 @@ def _stop(process: subprocess.Popen) -> None:
 def connect_server(work_dir: Path, *, master: str = "local[2]") -> Iterator[str]:
     """`lakehouse spark-server` on a free loopback port, as `make run` starts it; yields its
     sc:// URL. Its log goes to `work_dir/spark-connect.log`."""
-    from resources.spark import wait_for_port
+    from lake_assets.storage.spark import wait_for_port
 
     port = free_port()
     env = dict(os.environ, SPARK_LOCAL_IP=LOOPBACK, PYSPARK_PYTHON=sys.executable)

@@ -7,10 +7,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from deltalake import DeltaTable
+from lake_assets.resources import DeltaLake
 
 from lake_assets.catalog.models import Feed
 from lake_assets.factory.bronze import build_bronze_assets
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 from tests.conftest import project_instance
 from tests.unit.ingest_builders import PASSWORD, aes_zip, feed, lab_csv, with_table
 
@@ -26,13 +27,14 @@ def land(root: Path, name: str, data: bytes, facility: str = "FAC00001") -> str:
     return path
 
 
-def run_batch(lake: DeltaLake, archives: list[str], batch_id: str, evolution: str, *,
+def run_batch(lake: Lake, archives: list[str], batch_id: str, evolution: str, *,
               labs: Feed | None = None, succeeds: bool = True) -> dg.ExecuteInProcessResult:
     labs = with_table(labs or feed("lab_results"), schema_evolution=evolution)
     asset = build_bronze_assets(labs, source_file="lab_results.yaml")
     config = {"ops": {asset.op.name: {"config": {"batch_id": batch_id, "archives": archives}}}}
     with project_instance() as instance:
-        result = dg.materialize([asset], instance=instance, resources={"lake": lake},
+        result = dg.materialize([asset], instance=instance,
+                                resources={"lake": DeltaLake(root=lake.root)},
                                 partition_key=DAY, run_config=config, raise_on_error=succeeds)
     assert result.success is succeeds
     return result
@@ -47,7 +49,7 @@ def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
-    lake: DeltaLake, landing: Path
+    lake: Lake, landing: Path
 ) -> None:
     rows = [{"result_id": "R000001"}, {"result_id": "R000003", "test_code": "NOT-A-LOINC"}]
     plain = land(landing, "a.zip", aes_zip([("a.csv", lab_csv(rows))]))
@@ -62,7 +64,7 @@ def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
     assert set(rows) == {"R000001", "R000002"}
     assert rows["R000002"]["reference_range"] == "3.9-5.6"
     assert rows["R000001"]["reference_range"] is None
-    manifest = DeltaTable(lake.ref("_lake/ingested_files").uri).to_pyarrow_table().to_pylist()
+    manifest = lake.manifest().rows().to_pylist()
     status = {r["path"]: (r["status"], r["reason"]) for r in manifest}
     assert status[broken][0] == "quarantined"
     assert status[plain] == status[widened] == ("loaded", None)
@@ -88,7 +90,7 @@ def test_added_columns_widen_bronze_and_a_bad_archive_does_not_stop_the_batch(
 
 
 def test_a_broken_fail_rule_commits_nothing_and_fails_the_run(
-    lake: DeltaLake, landing: Path, tmp_path: Path
+    lake: Lake, landing: Path, tmp_path: Path
 ) -> None:
     rows = [{"result_id": "R000001"}, {"result_id": "R000002", "test_code": "NOT-A-LOINC"}]
     archive = land(landing, "a.zip", aes_zip([("a.csv", lab_csv(rows))]))

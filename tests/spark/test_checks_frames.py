@@ -17,7 +17,7 @@ from lake_assets.checks import (
     missing_references,
     tally_frame,
 )
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 
 pytestmark = pytest.mark.spark
 
@@ -36,7 +36,7 @@ DAY = dt.date(2026, 3, 10)
 
 
 def test_tally_of_a_written_table_counts_every_rule_in_one_pass(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     rows = [
         ("b1", "occupied", "M1", "FAC00001", DAY),
@@ -76,7 +76,7 @@ def test_tally_of_an_empty_frame(spark: SparkSession) -> None:
 
 
 def test_missing_references_count_rows_and_mask_phi_samples(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     lake.write(spark.createDataFrame([("M1",), ("M2",), ("M2",)], "mrn string"),
                table="silver/patients")
@@ -93,7 +93,7 @@ def test_missing_references_count_rows_and_mask_phi_samples(
 
 
 def test_row_count_against_the_trailing_days_of_a_partitioned_table(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     sizes = {DAY - dt.timedelta(days=d): n for d, n in ((3, 10), (2, 12), (1, 8), (0, 3))}
     rows = [(f"b{i}", "occupied", None, "FAC00001", day)

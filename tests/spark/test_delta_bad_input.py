@@ -16,9 +16,9 @@ from lake_assets.errors import (
     DeltaSchemaError,
     NotADeltaTableError,
 )
-from resources.delta import DeltaLake
-from resources.delta.files import WriteSpec, write_batches
-from resources.delta.snapshot import arrow_schema
+from lake_assets.storage.delta._files import WriteSpec, write_batches
+from lake_assets.storage.delta._snapshot import arrow_schema
+from lake_assets.storage.lake import Lake
 from tests.spark.conftest import parquet_files
 
 pytestmark = pytest.mark.spark
@@ -31,13 +31,13 @@ def live(uri: str) -> set[str]:
 
 
 @pytest.fixture
-def visits(spark: SparkSession, lake: DeltaLake) -> str:
+def visits(spark: SparkSession, lake: Lake) -> str:
     lake.write(spark.createDataFrame([(1, "F1", 1.0), (2, "F2", 2.0)], SCHEMA),
                table="silver/visits", partition_by=["facility"])
     return lake.ref("silver/visits").uri
 
 
-def test_a_path_that_is_not_a_delta_table(spark: SparkSession, lake: DeltaLake) -> None:
+def test_a_path_that_is_not_a_delta_table(spark: SparkSession, lake: Lake) -> None:
     with pytest.raises(NotADeltaTableError, match="silver/missing"):
         lake.read("silver/missing")
     plain = lake.ref("silver/plain")
@@ -49,7 +49,7 @@ def test_a_path_that_is_not_a_delta_table(spark: SparkSession, lake: DeltaLake) 
 
 
 def test_type_mismatch_names_table_and_column(
-    spark: SparkSession, lake: DeltaLake, visits: str
+    spark: SparkSession, lake: Lake, visits: str
 ) -> None:
     bad = spark.createDataFrame([(3, "F1", "lots")], "id long, facility string, amount string")
     with pytest.raises(DeltaSchemaError, match=r"silver/visits.*'amount'"):
@@ -58,7 +58,7 @@ def test_type_mismatch_names_table_and_column(
 
 
 def test_unknown_predicate_column_names_table_and_column(
-    spark: SparkSession, lake: DeltaLake, visits: str
+    spark: SparkSession, lake: Lake, visits: str
 ) -> None:
     df = spark.createDataFrame([(3, "F1", 3.0)], SCHEMA)
     with pytest.raises(DeltaPredicateError, match=r"silver/visits.*'day'"):
@@ -68,7 +68,7 @@ def test_unknown_predicate_column_names_table_and_column(
 
 
 def test_rows_outside_the_slice_fail_without_leaving_files(
-    spark: SparkSession, lake: DeltaLake, visits: str
+    spark: SparkSession, lake: Lake, visits: str
 ) -> None:
     before = parquet_files(Path(visits))
     df = spark.createDataFrame([(3, "F1", 3.0), (4, "F9", 4.0)], SCHEMA).repartition(2)
@@ -78,7 +78,7 @@ def test_rows_outside_the_slice_fail_without_leaving_files(
     assert parquet_files(Path(visits)) == before == live(visits)
 
 
-def test_a_failed_task_commits_nothing(spark: SparkSession, lake: DeltaLake, visits: str) -> None:
+def test_a_failed_task_commits_nothing(spark: SparkSession, lake: Lake, visits: str) -> None:
     before = parquet_files(Path(visits))
     boom = F.udf(lambda i: 1 // (i - 7), "long")
     df = spark.range(0, 10, numPartitions=2).select(
@@ -90,13 +90,13 @@ def test_a_failed_task_commits_nothing(spark: SparkSession, lake: DeltaLake, vis
     assert sorted(r.id for r in lake.read("silver/visits").collect()) == [1, 2]
     # A task that finished while the job was aborting may leave its file behind, uncommitted;
     # vacuum is what removes such orphans.
-    from resources.delta.maintenance import vacuum
+    from lake_assets.storage.delta._maintenance import vacuum
 
     vacuum(lake.ref("silver/visits"), retention_hours=0, allow_short_retention=True)
     assert parquet_files(Path(visits)) == before
 
 
-def test_orphans_are_never_read_and_vacuum_removes_them(lake: DeltaLake, visits: str) -> None:
+def test_orphans_are_never_read_and_vacuum_removes_them(lake: Lake, visits: str) -> None:
     spec = WriteSpec(uri=visits, table="silver/visits", schema=arrow_schema(DeltaTable(visits)),
                      partition_by=("facility",))
     orphan = pa.record_batch({"id": [9], "facility": ["F1"], "amount": [9.0]})
@@ -107,7 +107,7 @@ def test_orphans_are_never_read_and_vacuum_removes_them(lake: DeltaLake, visits:
     with pytest.raises(DeltaMaintenanceError, match="silver/visits"):
         lake.vacuum("silver/visits", retention_hours=1)
     assert lake.vacuum("silver/visits") == []  # too new for the 7-day window
-    from resources.delta.maintenance import vacuum
+    from lake_assets.storage.delta._maintenance import vacuum
 
     removed = vacuum(lake.ref("silver/visits"), retention_hours=0, allow_short_retention=True)
     assert {Path(p).name for p in removed} == {Path(f.path).name for f in written}

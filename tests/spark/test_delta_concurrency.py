@@ -12,13 +12,13 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-import resources.delta.commit as commit_module
+import lake_assets.storage.delta._commit as commit_module
 from lake_assets.errors import DeltaConflictError
-from resources.delta import DeltaLake
-from resources.delta.commit import CommitPlan, commit
-from resources.delta.files import WriteSpec, write_batches
-from resources.delta.predicate import Term
-from resources.delta.snapshot import FileEntry, arrow_schema, list_files, open_table
+from lake_assets.storage.delta._commit import CommitPlan, commit
+from lake_assets.storage.delta._files import WriteSpec, write_batches
+from lake_assets.storage.delta._predicate import Term
+from lake_assets.storage.delta._snapshot import FileEntry, arrow_schema, list_files, open_table
+from lake_assets.storage.lake import Lake
 
 pytestmark = pytest.mark.spark
 
@@ -52,7 +52,7 @@ def assert_intact(uri: str) -> None:
     assert delta.to_pyarrow_table().num_rows >= 0
 
 
-def test_two_concurrent_appends_both_land(spark: SparkSession, lake: DeltaLake) -> None:
+def test_two_concurrent_appends_both_land(spark: SparkSession, lake: Lake) -> None:
     lake.write(spark.createDataFrame([(0, "d0", "seed")], SCHEMA), table="bronze/f/t")
     frames = [spark.createDataFrame([(i, "d1", f"w{i}")], SCHEMA) for i in (1, 2)]
     results = run_together(*[lambda df=df: lake.write(df, table="bronze/f/t") for df in frames])
@@ -61,7 +61,7 @@ def test_two_concurrent_appends_both_land(spark: SparkSession, lake: DeltaLake) 
     assert_intact(lake.ref("bronze/f/t").uri)
 
 
-def test_a_batch_retried_concurrently_lands_once(spark: SparkSession, lake: DeltaLake) -> None:
+def test_a_batch_retried_concurrently_lands_once(spark: SparkSession, lake: Lake) -> None:
     lake.write(spark.createDataFrame([(0, "d0", "seed")], SCHEMA), table="bronze/f/t")
     batch = spark.createDataFrame([(1, "d1", "batch")], SCHEMA)
     results = run_together(*[
@@ -76,7 +76,7 @@ def parquet_count(uri: str) -> int:
 
 
 def test_racing_overwrites_of_one_slice_leave_exactly_one(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     base = [(0, "d0", "seed"), (1, "d1", "seed"), (2, "d1", "seed")]
     lake.write(spark.createDataFrame(base, SCHEMA), table="bronze/f/t", partition_by=["day"])
@@ -106,7 +106,7 @@ def _pending(uri: str, *, terms: tuple[Term, ...], writer: str) -> tuple[CommitP
 
 
 def test_stale_slice_overwrite_replans_on_the_new_snapshot(
-    spark: SparkSession, lake: DeltaLake, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = [(0, "d0", "seed"), (1, "d1", "seed")]
     lake.write(spark.createDataFrame(base, SCHEMA), table="bronze/f/t", partition_by=["day"])
@@ -130,7 +130,7 @@ def test_stale_slice_overwrite_replans_on_the_new_snapshot(
 
 
 def test_stale_file_swap_fails_clearly_and_discards_its_files(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     lake.write(spark.createDataFrame([(1, "d1", "seed")], SCHEMA), table="bronze/f/t",
                partition_by=["day"])

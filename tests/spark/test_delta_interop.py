@@ -18,7 +18,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 
 pytestmark = pytest.mark.spark
 
@@ -53,7 +53,7 @@ def expected_rows() -> list[tuple]:
 
 
 @pytest.fixture
-def table(spark: SparkSession, lake: DeltaLake) -> Path:
+def table(spark: SparkSession, lake: Lake) -> Path:
     df = spark.createDataFrame(ROWS, SCHEMA)
     lake.write(df, table="gold/interop", partition_by=["facility"])
     update = spark.createDataFrame([UPDATE], SCHEMA)
@@ -61,7 +61,7 @@ def table(spark: SparkSession, lake: DeltaLake) -> Path:
     return Path(lake.ref("gold/interop").uri)
 
 
-def test_deltalake_reads_the_same_rows(table: Path, lake: DeltaLake) -> None:
+def test_deltalake_reads_the_same_rows(table: Path, lake: Lake) -> None:
     delta = DeltaTable(str(table))
     assert (delta.protocol().min_reader_version, delta.protocol().min_writer_version) == (1, 2)
     got = delta.to_pyarrow_table().to_pylist()

@@ -9,7 +9,7 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from lake_assets.errors import DeltaMaintenanceError
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 
 pytestmark = pytest.mark.spark
 
@@ -17,7 +17,7 @@ SCHEMA = "id long, _facility_id string, day string"
 
 
 def test_compaction_zorder_vacuum_history_checkpoint(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     uri = lake.ref("silver/visits").uri
     for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
@@ -42,7 +42,7 @@ def test_compaction_zorder_vacuum_history_checkpoint(
     assert len(lake.read("silver/visits").collect()) == 90
 
 
-def test_compaction_of_selected_partitions_only(spark: SparkSession, lake: DeltaLake) -> None:
+def test_compaction_of_selected_partitions_only(spark: SparkSession, lake: Lake) -> None:
     for _ in range(2):
         rows = [(i, "F1", day) for i in range(5) for day in ("2024-01-01", "2024-01-02")]
         lake.write(spark.createDataFrame(rows, SCHEMA), table="bronze/f/t", partition_by=["day"])

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
-from resources.delta import DeltaLake, Scd2, merge_into
+from lake_assets.storage.delta import Scd2, merge_into
+from lake_assets.storage.lake import Lake
 
 pytestmark = pytest.mark.spark
 
@@ -84,7 +85,7 @@ def model_history(state: dict[int, list[tuple]], batch: list[Record]) -> dict[in
     return state
 
 
-def _merge(lake: DeltaLake, spark: SparkSession, batch: list[Record], *, table: str = "silver/t",
+def _merge(lake: Lake, spark: SparkSession, batch: list[Record], *, table: str = "silver/t",
            **kwargs: object) -> None:
     source = spark.createDataFrame([r.row() for r in batch], SOURCE)
     lake.merge(source, table=table, keys=["id"], sequence_by="seq",
@@ -94,7 +95,7 @@ def _merge(lake: DeltaLake, spark: SparkSession, batch: list[Record], *, table: 
 @pytest.mark.slow
 @MERGE_SETTINGS
 @given(data=batches())
-def test_merge_matches_latest_wins_model(spark: SparkSession, lake: DeltaLake,
+def test_merge_matches_latest_wins_model(spark: SparkSession, lake: Lake,
                                          data: list[list[Record]]) -> None:
     table = f"silver/latest_{uuid.uuid4().hex}"
     expected: dict[int, tuple] = {}
@@ -108,7 +109,7 @@ def test_merge_matches_latest_wins_model(spark: SparkSession, lake: DeltaLake,
 @pytest.mark.slow
 @MERGE_SETTINGS
 @given(data=batches())
-def test_merge_matches_scd2_history_model(spark: SparkSession, lake: DeltaLake,
+def test_merge_matches_scd2_history_model(spark: SparkSession, lake: Lake,
                                           data: list[list[Record]]) -> None:
     table = f"silver/history_{uuid.uuid4().hex}"
     expected: dict[int, list[tuple]] = {}
@@ -122,7 +123,7 @@ def test_merge_matches_scd2_history_model(spark: SparkSession, lake: DeltaLake,
 
 
 def test_newer_target_row_is_not_overwritten_by_a_late_record(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     _merge(lake, spark, [Record(1, "new", 10, False)])
     _merge(lake, spark, [Record(1, "late", 5, False), Record(2, "b", 1, False)])
@@ -130,7 +131,7 @@ def test_newer_target_row_is_not_overwritten_by_a_late_record(
         (1, "new", 10), (2, "b", 1)]
 
 
-def test_late_record_lands_in_its_place_in_history(spark: SparkSession, lake: DeltaLake) -> None:
+def test_late_record_lands_in_its_place_in_history(spark: SparkSession, lake: Lake) -> None:
     _merge(lake, spark, [Record(1, "a", 10, False), Record(1, "c", 30, False)], scd2=Scd2())
     _merge(lake, spark, [Record(1, "b", 20, False)], scd2=Scd2())
     rows = lake.read("silver/t").orderBy("valid_from").collect()
@@ -139,7 +140,7 @@ def test_late_record_lands_in_its_place_in_history(spark: SparkSession, lake: De
 
 
 def test_merge_rewrites_only_files_holding_source_keys(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     ref = lake.ref("silver/t")
     rows = [(i, "v", 1, "U") for i in range(40)]

@@ -11,20 +11,20 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from lake_assets.errors import DeltaSchemaError
-from resources.delta import DeltaLake
-from resources.delta.predicate import Term
-from resources.delta.snapshot import list_files, may_match
+from lake_assets.storage.delta._predicate import Term
+from lake_assets.storage.delta._snapshot import list_files, may_match
+from lake_assets.storage.lake import Lake
 
 pytestmark = pytest.mark.spark
 
 SCHEMA = "id long, facility string, day string, amount double"
 
 
-def rows_of(lake: DeltaLake, table: str, **kwargs: object) -> list[tuple]:
+def rows_of(lake: Lake, table: str, **kwargs: object) -> list[tuple]:
     return sorted(tuple(r) for r in lake.read(table, **kwargs).collect())
 
 
-def test_append_twice_then_overwrite(spark: SparkSession, lake: DeltaLake) -> None:
+def test_append_twice_then_overwrite(spark: SparkSession, lake: Lake) -> None:
     first = spark.createDataFrame([(1, "F1", "2024-01-01", 1.5), (2, "F2", "2024-01-01", None)],
                                   SCHEMA)
     one = lake.write(first, table="bronze/feed/visits")
@@ -37,7 +37,7 @@ def test_append_twice_then_overwrite(spark: SparkSession, lake: DeltaLake) -> No
     assert rows_of(lake, "bronze/feed/visits") == [(9, "F9", "2024-02-01", 9.0)]
 
 
-def test_replace_where_on_partition_is_idempotent(spark: SparkSession, lake: DeltaLake) -> None:
+def test_replace_where_on_partition_is_idempotent(spark: SparkSession, lake: Lake) -> None:
     days = spark.createDataFrame(
         [(1, "F1", "2024-01-01", 1.0), (2, "F1", "2024-01-02", 2.0), (3, "F2", "2024-01-02", 3.0)],
         SCHEMA,
@@ -54,7 +54,7 @@ def test_replace_where_on_partition_is_idempotent(spark: SparkSession, lake: Del
 
 
 def test_replace_where_on_data_column_keeps_other_rows_of_shared_files(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     mixed = spark.createDataFrame(
         [(i, f"F{i % 3}", f"2024-01-0{1 + i % 2}", float(i)) for i in range(10)], SCHEMA
@@ -68,7 +68,7 @@ def test_replace_where_on_data_column_keeps_other_rows_of_shared_files(
     assert rows_of(lake, "silver/visits") == sorted([*kept, (100, "F1", "2024-01-02", 1.0)])
 
 
-def test_schema_evolution_only_when_asked(spark: SparkSession, lake: DeltaLake) -> None:
+def test_schema_evolution_only_when_asked(spark: SparkSession, lake: Lake) -> None:
     lake.write(spark.createDataFrame([(1, "F1", "2024-01-01", 1.0)], SCHEMA), table="silver/v")
     wider = spark.createDataFrame([(2, "F1", "2024-01-01", 2.0, "new")], SCHEMA + ", note string")
     with pytest.raises(DeltaSchemaError, match=r"silver/v.*'note'"):
@@ -82,7 +82,7 @@ def test_schema_evolution_only_when_asked(spark: SparkSession, lake: DeltaLake) 
 
 
 def test_app_transaction_makes_a_retried_batch_a_no_op(
-    spark: SparkSession, lake: DeltaLake
+    spark: SparkSession, lake: Lake
 ) -> None:
     batch = spark.createDataFrame([(1, "F1", "2024-01-01", 1.0)], SCHEMA)
     zero = lake.write(batch, table="bronze/feed/other", app_txn=("feed/other", 0))
@@ -98,7 +98,7 @@ def test_app_transaction_makes_a_retried_batch_a_no_op(
     assert DeltaTable(lake.ref("bronze/feed/visits").uri).transaction_version("feed/visits") == 8
 
 
-def test_time_travel_by_version_and_timestamp(spark: SparkSession, lake: DeltaLake) -> None:
+def test_time_travel_by_version_and_timestamp(spark: SparkSession, lake: Lake) -> None:
     lake.write(spark.createDataFrame([(1, "F1", "2024-01-01", 1.0)], SCHEMA), table="gold/p")
     time.sleep(0.05)
     between = dt.datetime.now(dt.UTC)
@@ -111,7 +111,7 @@ def test_time_travel_by_version_and_timestamp(spark: SparkSession, lake: DeltaLa
 
 
 def test_reads_prune_files_by_partition_and_statistics(
-    spark: SparkSession, lake: DeltaLake, tmp_path: Path
+    spark: SparkSession, lake: Lake, tmp_path: Path
 ) -> None:
     data = spark.createDataFrame(
         [(i, f"F{i // 10}", f"2024-01-0{1 + i % 2}", float(i)) for i in range(40)], SCHEMA

@@ -11,11 +11,11 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-import resources.delta.commit as commit_module
-from resources.delta import DeltaLake
-from resources.delta.commit import CommitPlan, commit
-from resources.delta.files import WriteSpec, write_batches
-from resources.delta.snapshot import arrow_schema
+import lake_assets.storage.delta._commit as commit_module
+from lake_assets.storage.delta._commit import CommitPlan, commit
+from lake_assets.storage.delta._files import WriteSpec, write_batches
+from lake_assets.storage.delta._snapshot import arrow_schema
+from lake_assets.storage.lake import Lake
 from tests.spark.servers import moto_s3
 
 pytestmark = pytest.mark.spark
@@ -30,17 +30,17 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def s3_lake(endpoint: str, monkeypatch: pytest.MonkeyPatch, spark: SparkSession) -> DeltaLake:
+def s3_lake(endpoint: str, monkeypatch: pytest.MonkeyPatch, spark: SparkSession) -> Lake:
     """A lake on s3://lake/<unique prefix>, with credentials and endpoint from the environment."""
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_REGION": "us-east-1", "LAKE_S3_ENDPOINT": endpoint}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("LAKE_ROOT", f"s3://lake/{uuid.uuid4().hex}")
-    return DeltaLake()
+    return Lake()
 
 
 def test_write_read_merge_round_trip_on_s3(
-    spark: SparkSession, s3_lake: DeltaLake, endpoint: str
+    spark: SparkSession, s3_lake: Lake, endpoint: str
 ) -> None:
     ref = s3_lake.ref("silver/visits")
     assert ref.uri.startswith("s3://lake/") and ref.options["conditional_put"] == "etag"
@@ -67,7 +67,7 @@ def test_write_read_merge_round_trip_on_s3(
 
 
 def test_a_stale_commit_on_s3_lands_on_the_next_version(
-    spark: SparkSession, s3_lake: DeltaLake, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, s3_lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Writing an existing log version fails (If-None-Match), so delta-rs retries on the next."""
     ref = s3_lake.ref("bronze/f/t")

@@ -20,8 +20,8 @@ from pyspark.sql import SparkSession
 
 from lake_assets.catalog.models import CdcMode, Column, DeleteSignal, Feed, Table
 from lake_assets.factory.silver import SilverSource, update_silver
-from resources.delta import DeltaLake
-from resources.secrets import get_secret
+from lake_assets.storage.lake import Lake
+from lake_assets.storage.secrets import get_secret
 
 pytestmark = pytest.mark.spark
 
@@ -111,7 +111,7 @@ def _ts(minute: int) -> datetime:
     return BASE + timedelta(minutes=minute)
 
 
-def silver_rows(lake: DeltaLake, columns: list[str]) -> set[tuple]:
+def silver_rows(lake: Lake, columns: list[str]) -> set[tuple]:
     uri = lake.ref("silver/things").uri
     if not DeltaTable.is_deltatable(uri):
         return set()
@@ -123,7 +123,7 @@ def _utc(value: Any) -> Any:
     return value.replace(tzinfo=UTC) if isinstance(value, datetime) and not value.tzinfo else value
 
 
-def land_and_merge(spark: SparkSession, lake: DeltaLake, cdc: CdcMode,
+def land_and_merge(spark: SparkSession, lake: Lake, cdc: CdcMode,
                    evts: list[Event], where: list[list[int]],
                    order: list[int]) -> SilverSource:
     src = source(cdc)
@@ -137,8 +137,8 @@ def land_and_merge(spark: SparkSession, lake: DeltaLake, cdc: CdcMode,
 
 @pytest.fixture
 def fresh_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    def make() -> DeltaLake:
-        return DeltaLake(root=str(tmp_path_factory.mktemp("lake")))
+    def make() -> Lake:
+        return Lake(root=str(tmp_path_factory.mktemp("lake")))
     return make
 
 

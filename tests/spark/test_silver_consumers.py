@@ -8,13 +8,13 @@ from typer.testing import CliRunner
 
 from lake_assets.api import query, read_table
 from lake_assets.cli import app
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 
 pytestmark = pytest.mark.spark
 
 
 @pytest.fixture
-def visits(spark: SparkSession, lake: DeltaLake) -> DeltaLake:
+def visits(spark: SparkSession, lake: Lake) -> Lake:
     """`silver/visits` at version 0 with one row and version 1 with two."""
     schema = "facility_code string, visit_number string"
     lake.write(spark.createDataFrame([("FAC00001", "h1")], schema), table="silver/visits")
@@ -22,7 +22,7 @@ def visits(spark: SparkSession, lake: DeltaLake) -> DeltaLake:
     return lake
 
 
-def test_sql_command_prints_rows_at_a_version(visits: DeltaLake) -> None:
+def test_sql_command_prints_rows_at_a_version(visits: Lake) -> None:
     runner = CliRunner()
     sql = "SELECT facility_code FROM silver.visits ORDER BY facility_code"
     latest = runner.invoke(app, ["sql", sql])
@@ -36,19 +36,19 @@ def test_sql_command_prints_rows_at_a_version(visits: DeltaLake) -> None:
     assert "silver.visits" in unknown.output  # the known tables are listed
 
 
-def test_read_table_as_spark_pandas_and_arrow(visits: DeltaLake) -> None:
+def test_read_table_as_spark_pandas_and_arrow(visits: Lake) -> None:
     assert read_table("silver.visits", lake=visits).count() == 2
     assert read_table("silver/visits", 0, kind="pandas", lake=visits).shape == (1, 2)
     assert read_table("silver.visits", kind="arrow", lake=visits).num_rows == 2
 
 
-def test_silver_tables_not_written_yet_read_as_empty(visits: DeltaLake) -> None:
+def test_silver_tables_not_written_yet_read_as_empty(visits: Lake) -> None:
     joined = query("SELECT v.facility_code FROM silver.visits AS v "
                    "JOIN silver.patients AS p ON v.visit_number = p.mrn", lake=visits)
     assert joined.count() == 0
 
 
-def test_braces_in_a_query_stay_as_written(visits: DeltaLake) -> None:
+def test_braces_in_a_query_stay_as_written(visits: Lake) -> None:
     [row] = query("SELECT '{x}' AS label, COUNT(*) AS n FROM silver.visits", lake=visits).collect()
     assert (row.label, row.n) == ("{x}", 2)
     digits = query("SELECT regexp_extract('FAC00012', '[0-9]{5}', 0) AS d", lake=visits)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lake_assets.settings import PROJECT_ROOT
-from resources.spark import FAIR_POOLS, connect_server_command, shared_remote
+from lake_assets.storage.spark import FAIR_POOLS, connect_server_command, shared_remote
+from tests.conftest import PROJECT_ROOT
 from tests.spark.servers import connect_server
 
 JOB = Path(__file__).with_name("connect_job.py")

@@ -10,20 +10,19 @@ from pathlib import Path
 import pytest
 from dagster import MaterializeResult, asset, materialize
 from dagster_deltalake import S3Config
+from lake_assets.resources import DeltaLake, SparkResource
 from pyspark.sql import SparkSession
 
 from lake_assets.errors import SparkConfigError
-from resources.delta import DeltaLake
-from resources.delta.storage import storage_options
-from resources.spark import SparkResource, build_session
+from lake_assets.storage.delta import storage_options
+from lake_assets.storage.spark import build_session
 
 
 def test_definitions_load_does_not_start_spark() -> None:
     script = textwrap.dedent("""
         import pyspark
         from dagster import Definitions, asset
-        from resources.delta import DeltaLake
-        from resources.spark import SparkResource
+        from lake_assets.resources import DeltaLake
 
         @asset
         def table(lake: DeltaLake) -> None: ...
@@ -52,11 +51,12 @@ def test_storage_options_come_from_env_or_config(monkeypatch: pytest.MonkeyPatch
     assert options == {"aws_access_key_id": "k", "aws_secret_access_key": "s",
                        "aws_endpoint_url": "http://127.0.0.1:9000", "aws_allow_http": "true",
                        "aws_region": "us-east-1", "conditional_put": "etag"}
-    configured = storage_options("s3://lake/t", config=S3Config(region="eu-west-1"))
+    resource = DeltaLake(root="s3://lake", s3=S3Config(region="eu-west-1"))
+    configured = resource.open().ref("t").options
     assert configured["region"] == "eu-west-1" and configured["conditional_put"] == "etag"
     assert storage_options("/local/t", environ=env) == {}
 
-    lake = DeltaLake()
+    lake = DeltaLake().open()
     monkeypatch.setenv("LAKE_ROOT", "s3://other/prefix")
     assert lake.ref("bronze/adt/messages").uri == "s3://other/prefix/bronze/adt/messages"
     with pytest.raises(ValueError, match="lake table path"):
@@ -67,8 +67,9 @@ def test_storage_options_come_from_env_or_config(monkeypatch: pytest.MonkeyPatch
 def test_assets_write_and_read_through_the_resources(spark: SparkSession, tmp_path: Path) -> None:
     @asset
     def visits(lake: DeltaLake) -> MaterializeResult:
-        df = lake.spark.session.createDataFrame([(1, "F1")], "id long, facility string")
-        result = lake.write(df, table=visits.key, app_txn=("visits", 1))
+        tables = lake.open()
+        df = tables.session.createDataFrame([(1, "F1")], "id long, facility string")
+        result = tables.write(df, table=visits.key.path, app_txn=("visits", 1))
         return MaterializeResult(metadata=result.as_metadata())
 
     lake = DeltaLake(root=str(tmp_path / "lake"), spark=SparkResource(master="local[2]"))
@@ -76,5 +77,5 @@ def test_assets_write_and_read_through_the_resources(spark: SparkSession, tmp_pa
     assert outcome.success
     metadata = outcome.asset_materializations_for_node("visits")[0].metadata
     assert metadata["delta_version"].value == 0 and metadata["rows_written"].value == 1
-    assert [tuple(r) for r in lake.read("visits").collect()] == [(1, "F1")]
+    assert [tuple(r) for r in lake.open().read("visits").collect()] == [(1, "F1")]
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"

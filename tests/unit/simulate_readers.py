@@ -16,7 +16,7 @@ from pathlib import Path
 import libarchive
 from lxml import etree
 
-from lake_assets.catalog.loader import Catalog
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Column, Feed
 from lake_assets.simulate import (
     SimulationOptions,
@@ -25,7 +25,7 @@ from lake_assets.simulate import (
     read_truth,
     simulate,
 )
-from resources.secrets import get_secret
+from lake_assets.storage.secrets import get_secret
 
 FORMATS = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%dT%H:%M:%S"}
 BOOLEANS = {"true", "false", "1", "0", "y", "n"}

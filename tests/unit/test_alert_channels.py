@@ -8,9 +8,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from lake_assets.resources import AlertRouter
 
+from lake_assets.alerts import Delivery, Notice
 from lake_assets.catalog.models import Team
-from resources.alerts import AlertRouter, Delivery, Notice
 from tests.alert_servers import RecordingHttp, RecordingSmtp, free_port, serve_http, serve_smtp
 
 NOTICE = Notice(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from lake_assets.checks import facility_cadences, read_deliveries, silent_facilities
-from resources.manifest import Manifest, ManifestRow
+from lake_assets.checks import facility_cadences, silent_facilities
+from lake_assets.storage.manifest import Manifest, ManifestRow
 
 NOW = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -30,7 +30,7 @@ def manifest(tmp_path: Path, rows: list[ManifestRow]) -> Manifest:
 
 
 def silent(ledger: Manifest, *, silence_after: dt.timedelta | None) -> list[str]:
-    deliveries = read_deliveries(ledger, "lab_results", since=(NOW - 14 * 24 * HOUR).date())
+    deliveries = ledger.deliveries("lab_results", since=(NOW - 14 * 24 * HOUR).date())
     cadences = facility_cadences(deliveries, silence_after=silence_after)
     return [c.facility for c in silent_facilities(cadences, now=NOW)]
 
@@ -60,7 +60,7 @@ def test_a_batch_of_archives_at_once_is_one_delivery_and_the_floor_holds(tmp_pat
     burst = [delivery("FAC00005", NOW - 50 * dt.timedelta(minutes=1)) for _ in range(3)]
     rows = [delivery("FAC00005", NOW - m * dt.timedelta(minutes=1)) for m in (70, 90, 110)]
     ledger = manifest(tmp_path, [*burst, *rows])
-    deliveries = read_deliveries(ledger, "lab_results", since=NOW.date())
+    deliveries = ledger.deliveries("lab_results", since=NOW.date())
 
     [cadence] = facility_cadences(deliveries, silence_after=dt.timedelta(hours=12))
 

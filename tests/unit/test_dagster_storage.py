@@ -1,4 +1,4 @@
-"""The instance storage that dagster.yaml names: Dagster's SQLite files, with connections kept open."""
+"""The instance storage dagster.yaml names: Dagster's SQLite files, with connections kept open."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from resources.dagster_storage import PooledSqliteEventLogStorage, PooledSqliteRunStorage
+from lake_assets.instance_storage import PooledSqliteEventLogStorage, PooledSqliteRunStorage
 from tests.conftest import PROJECT_ROOT
 
 STOCK = {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}}

@@ -17,7 +17,8 @@ from tests.conftest import METADATA
 def test_definitions_load_without_spark_or_storage(tmp_path: Path) -> None:
     probe = (
         "import sys, dagster as dg\n"
-        "from lake_assets.definitions import defs\n"
+        "from lake_assets.definitions import defs as load\n"
+        "defs = load()\n"
         "dg.Definitions.validate_loadable(defs)\n"
         "from pyspark.sql import SparkSession\n"
         "assert SparkSession.getActiveSession() is None, 'Spark started at load'\n"

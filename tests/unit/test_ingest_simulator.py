@@ -10,7 +10,7 @@ import pytest
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.ingest import read_archive
-from resources.secrets import get_secret
+from lake_assets.storage.secrets import get_secret
 from tests.conftest import METADATA
 
 simulator = pytest.importorskip("lake_assets.simulate")

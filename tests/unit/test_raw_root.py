@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 
 
 def test_bronze_and_quarantine_resolve_under_the_raw_root(
@@ -14,7 +14,7 @@ def test_bronze_and_quarantine_resolve_under_the_raw_root(
 ) -> None:
     monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.setenv("LAKE_BRONZE_ROOT", str(tmp_path / "restricted"))
-    lake = DeltaLake()
+    lake = Lake()
     assert lake.ref("bronze/adt_events/patients").uri == str(
         tmp_path / "restricted" / "bronze" / "adt_events" / "patients")
     assert lake.ref(["quarantine", "lab_results", "lab_results"]).uri.startswith(
@@ -28,7 +28,7 @@ def test_without_a_raw_root_everything_shares_the_lake_root(
 ) -> None:
     monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.delenv("LAKE_BRONZE_ROOT", raising=False)
-    lake = DeltaLake()
+    lake = Lake()
     assert lake.ref("bronze/a/b").uri == str(tmp_path / "lake" / "bronze" / "a" / "b")
-    explicit = DeltaLake(bronze_root=str(tmp_path / "raw"))
+    explicit = Lake(bronze_root=str(tmp_path / "raw"))
     assert explicit.ref("bronze/a/b").uri == str(tmp_path / "raw" / "bronze" / "a" / "b")

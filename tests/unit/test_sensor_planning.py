@@ -19,7 +19,7 @@ from lake_assets.factory.partitions import (
     facility_partitions_name,
 )
 from lake_assets.factory.sensors import build_feed_sensor, new_archives
-from resources.landing import LandingPathError, locate, open_landing
+from lake_assets.storage.landing import LandingPathError, locate, open_landing
 from tests.conftest import METADATA, project_instance
 
 CATALOG = load_catalog(METADATA)

@@ -14,7 +14,8 @@ import libarchive
 import pytest
 import pyzipper
 
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog
 from lake_assets.catalog.models import Feed
 from lake_assets.simulate import FAULT_KINDS, TruthRecord
 from tests.conftest import DEV_SECRETS, METADATA

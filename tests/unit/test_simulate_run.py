@@ -12,7 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog
 from lake_assets.catalog.models import Feed
 from lake_assets.errors import SimulationOptionError
 from lake_assets.simulate import SimulationOptions, read_truth, simulate

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lake_assets.catalog.loader import Catalog, load_catalog
+from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.loader import load_catalog
 from lake_assets.simulate import FAULT_KINDS
 from tests.conftest import METADATA
 from tests.unit.simulate_readers import (

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from pyspark.sql import DataFrame
 
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.lineage import (
     lake_tables,
     parse_query,
@@ -20,16 +21,15 @@ from lake_assets.catalog.lineage import (
     table_references,
     view_name,
 )
-from lake_assets.catalog.loader import Catalog
 from lake_assets.errors import LakeQueryError, MetadataError, ProjectionError
 from lake_assets.ingest.cdc import silver_schema
-from resources.delta import DeltaLake
+from lake_assets.storage.lake import Lake
 
 QUERY_FILE = "<query>"
 
 
 def read_lake_table(
-    lake: DeltaLake,
+    lake: Lake,
     catalog: Catalog,
     name: str,
     *,
@@ -52,11 +52,11 @@ def read_lake_table(
     if layer != "silver":
         raise ProjectionError(f"lake table {wanted} has not been written yet ({path})")
     declared = next(t for f in catalog.feeds for t in f.tables if t.name == table)
-    return lake.spark.session.createDataFrame([], silver_schema(declared))
+    return lake.session.createDataFrame([], silver_schema(declared))
 
 
 def lake_sql(
-    lake: DeltaLake,
+    lake: Lake,
     catalog: Catalog,
     spark_sql: str,
     names: Iterable[str],
@@ -71,12 +71,12 @@ def lake_sql(
         for name in names
     }
     if not frames:  # Spark formats (and unescapes braces) only when given frames
-        return lake.spark.session.sql(spark_sql.format())
-    return lake.spark.session.sql(spark_sql, **frames)
+        return lake.session.sql(spark_sql.format())
+    return lake.session.sql(spark_sql, **frames)
 
 
 def run_sql(
-    lake: DeltaLake,
+    lake: Lake,
     catalog: Catalog,
     sql: str,
     *,

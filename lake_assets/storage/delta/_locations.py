@@ -1,9 +1,9 @@
 """Where Delta tables live: the lake root, table locations, and object-store options.
 
-Tables are local directories or `s3://bucket/prefix/...` URIs. S3 options come from resource
-config (dagster-deltalake's `S3Config`) or from the environment at call time: `AWS_ACCESS_KEY_ID`,
-`AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION` and
-`LAKE_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`) for S3-compatible stores.
+Tables are local directories or `s3://bucket/prefix/...` URIs. S3 options come from the caller
+(the `DeltaLake` resource's `S3Config`) or from the environment at call time:
+`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` /
+`AWS_DEFAULT_REGION` and `LAKE_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`) for S3-compatible stores.
 
 Concurrent writers are safe without a lock service because every commit writes the next
 `_delta_log/<version>.json` with a conditional put (`If-None-Match: *`, `conditional_put=etag`):
@@ -19,12 +19,8 @@ import os
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
-
-if TYPE_CHECKING:  # Dagster stays out of Spark's Python workers, which import this module
-    from dagster_deltalake import S3Config
 
 LAKE_ROOT_VARIABLE = "LAKE_ROOT"
 DEFAULT_LAKE_ROOT = "./.lake"
@@ -90,15 +86,17 @@ def table_uri(table: str | Sequence[str], *, root: str) -> str:
 def storage_options(
     uri: str,
     *,
-    config: S3Config | None = None,
+    s3: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """delta-rs storage options for `uri`: empty for local paths, S3 settings for `s3://`."""
+    """delta-rs storage options for `uri`: empty for local paths, S3 settings for `s3://`.
+
+    `s3` (delta-rs option names) replaces what the environment would give.
+    """
     if not is_s3(uri):
         return {}
-    if config is not None:
-        options = {k: str(v).lower() if isinstance(v, bool) else str(v)
-                   for k, v in config.model_dump().items() if v is not None and k != "provider"}
+    if s3 is not None:
+        options = dict(s3)
     else:
         env = os.environ if environ is None else environ
         options = {opt: env[var] for var, opt in _ENV_TO_OPTION.items() if env.get(var)}

@@ -27,11 +27,12 @@ from deltalake.transaction import (
 )
 
 from lake_assets.errors import DeltaConflictError, DeltaSchemaError, DeltaStorageError
-from resources.delta.files import DataFile, WriteSpec, write_batches
-from resources.delta.predicate import Term, arrow_mask
-from resources.delta.reader import ReadSpec, read_files
-from resources.delta.schema import reconcile
-from resources.delta.snapshot import (
+from lake_assets.storage.delta._files import DataFile, WriteSpec, write_batches
+from lake_assets.storage.delta._locations import data_filesystem, join_path
+from lake_assets.storage.delta._predicate import Term, arrow_mask
+from lake_assets.storage.delta._reader import ReadSpec, read_files
+from lake_assets.storage.delta._schema import reconcile
+from lake_assets.storage.delta._snapshot import (
     FileEntry,
     all_match,
     arrow_schema,
@@ -41,7 +42,6 @@ from resources.delta.snapshot import (
     partition_string,
     table_exists,
 )
-from resources.delta.storage import data_filesystem, join_path
 
 WRITE_ID_KEY = "lake.writeId"
 

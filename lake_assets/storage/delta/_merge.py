@@ -20,12 +20,18 @@ from pyspark.sql.types import BooleanType, StructField, StructType, TimestampTyp
 from pyspark.storagelevel import StorageLevel
 
 from lake_assets.errors import DeltaConflictError, DeltaSchemaError
-from resources.delta.changes import DELETE_FLAG, Scd2, history_rows, latest_rows
-from resources.delta.predicate import Term
-from resources.delta.reader import FILE_COLUMN
-from resources.delta.schema import arrow_to_spark, reconcile, spark_to_arrow
-from resources.delta.snapshot import arrow_schema, list_files, may_match, open_table, table_exists
-from resources.delta.tables import TableRef, WriteResult, read, write
+from lake_assets.storage.delta._changes import DELETE_FLAG, Scd2, history_rows, latest_rows
+from lake_assets.storage.delta._predicate import Term
+from lake_assets.storage.delta._reader import FILE_COLUMN
+from lake_assets.storage.delta._schema import arrow_to_spark, reconcile, spark_to_arrow
+from lake_assets.storage.delta._snapshot import (
+    arrow_schema,
+    list_files,
+    may_match,
+    open_table,
+    table_exists,
+)
+from lake_assets.storage.delta._tables import TableRef, WriteResult, read, write
 
 SMALL_TABLE_BYTES = 16 * 1024 * 1024
 

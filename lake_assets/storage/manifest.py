@@ -2,11 +2,13 @@
 
 Rows are few (one per archive of a batch), so the driver writes them with delta-rs directly. Each
 batch's rows commit with the app transaction `manifest/<feed>/<batch>`, so a replayed batch never
-records an archive twice.
+records an archive twice. This module owns the table: others go through `Manifest`'s queries,
+never its Delta table or column names.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -14,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+
+MANIFEST_TABLE = "_lake/ingested_files"  # the table's name under the lake root
 
 SCHEMA = pa.schema(
     [
@@ -124,6 +128,25 @@ class Manifest:
         )
         found = dataset.to_table(columns=["path"], filter=condition)
         return set(found.column("path").to_pylist())
+
+    def deliveries(self, feed: str, *, since: dt.date) -> pa.Table:
+        """The feed's deliveries since `since` (arrival date), loaded or quarantined: columns
+        `facility` and `committed_at`. Empty when the manifest does not exist yet."""
+        table = self._table()
+        columns = ["facility", "committed_at"]
+        if table is None:
+            return SCHEMA.empty_table().select(columns)
+        condition = (pc.field("feed") == feed) & (pc.field("arrival_date") >= since.isoformat())
+        return table.to_pyarrow_dataset().to_table(columns=columns, filter=condition)
+
+    def batch_archives(self, feed: str, batch_id: str) -> list[str]:
+        """The archive paths a batch of the feed recorded, sorted."""
+        table = self._table()
+        if table is None:
+            return []
+        condition = (pc.field("feed") == feed) & (pc.field("batch_id") == batch_id)
+        found = table.to_pyarrow_dataset().to_table(columns=["path"], filter=condition)
+        return sorted(found.column("path").to_pylist())
 
     def rows(self, feed: str | None = None) -> pa.Table:
         """Every manifest row (of one feed), for reports and tests."""

@@ -37,19 +37,25 @@ from pyspark.sql.datasource import (
 from pyspark.sql.types import StructType
 
 from lake_assets.errors import NotADeltaTableError
-from resources.delta.commit import CommitPlan, commit, discard, find_commit
-from resources.delta.files import DataFile, write_batches
-from resources.delta.options import SourceOptions, plan_write
-from resources.delta.predicate import Term, coerce_terms
-from resources.delta.reader import (
+from lake_assets.storage.delta._commit import CommitPlan, commit, discard, find_commit
+from lake_assets.storage.delta._files import DataFile, write_batches
+from lake_assets.storage.delta._options import SourceOptions, plan_write
+from lake_assets.storage.delta._predicate import Term, coerce_terms
+from lake_assets.storage.delta._reader import (
     ReadSpec,
     group_files,
     output_schema,
     read_files,
     task_count,
 )
-from resources.delta.schema import arrow_to_spark
-from resources.delta.snapshot import FileEntry, arrow_schema, list_files, may_match, open_table
+from lake_assets.storage.delta._schema import arrow_to_spark
+from lake_assets.storage.delta._snapshot import (
+    FileEntry,
+    arrow_schema,
+    list_files,
+    may_match,
+    open_table,
+)
 
 FORMAT = "delta_rs"
 _SIMPLE = {EqualTo: "=", GreaterThan: ">", GreaterThanOrEqual: ">=", LessThan: "<",

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources.delta.snapshot import FileEntry
-from resources.delta.storage import data_filesystem, join_path
+from lake_assets.storage.delta._locations import data_filesystem, join_path
+from lake_assets.storage.delta._snapshot import FileEntry
 
 FILE_COLUMN = "_lake_file"
 _BATCH_ROWS = 65_536

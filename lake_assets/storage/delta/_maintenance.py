@@ -15,9 +15,9 @@ from deltalake import DeltaTable
 from deltalake.transaction import CommitProperties
 
 from lake_assets.errors import DeltaMaintenanceError
-from resources.delta.predicate import PredicateSpec, parse_predicate
-from resources.delta.snapshot import arrow_schema, open_table, partition_string
-from resources.delta.tables import TableRef
+from lake_assets.storage.delta._predicate import PredicateSpec, parse_predicate
+from lake_assets.storage.delta._snapshot import arrow_schema, open_table, partition_string
+from lake_assets.storage.delta._tables import TableRef
 
 RETENTION_FLOOR_HOURS = 7 * 24
 _MAX_SPILL_BYTES = 2 * 1024**3

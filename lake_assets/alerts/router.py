@@ -1,7 +1,8 @@
-"""`AlertRouter`: sends notices to teams through every channel each team lists in owners.yaml.
+"""`Router`: sends notices to teams through every channel each team lists in owners.yaml.
 
-Nothing connects when definitions load; SMTP and HTTP happen inside `send`. A channel that fails
-is retried with backoff, logged, and reported in the outcomes; `send` itself does not raise.
+SMTP and HTTP happen inside `send`. A channel that fails is retried with backoff, logged, and
+reported in the outcomes; `send` itself does not raise. `resources.alerts.AlertRouter` configures
+one for the alert sensor.
 """
 
 from __future__ import annotations
@@ -16,12 +17,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Literal
 
-import dagster as dg
-from pydantic import Field
-
-from lake_assets.catalog.models import Team
-from lake_assets.errors import AlertDeliveryError, SecretNotFoundError
-from resources.alerts.channels import (
+from lake_assets.alerts.channels import (
     Attempted,
     RetryPolicy,
     SmtpSettings,
@@ -31,14 +27,16 @@ from resources.alerts.channels import (
     send_email,
     with_retries,
 )
-from resources.alerts.messages import (
+from lake_assets.alerts.messages import (
     Notice,
     email_message,
     pagerduty_payload,
     slack_payload,
     webhook_payload,
 )
-from resources.secrets import get_secret
+from lake_assets.catalog.models import Team
+from lake_assets.errors import AlertDeliveryError, SecretNotFoundError
+from lake_assets.storage.secrets import get_secret
 
 Channel = Literal["email", "slack", "pagerduty", "webhook"]
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -87,24 +85,26 @@ class _Job:
         )
 
 
-class AlertRouter(dg.ConfigurableResource):
+@dataclass(frozen=True)
+class Router:
     """Routes alert notices to teams by email (SMTP), Slack webhook, PagerDuty and JSON webhook.
 
     SMTP and PagerDuty settings left unset fall back to LAKE_SMTP_HOST, LAKE_SMTP_PORT,
-    LAKE_SMTP_FROM and LAKE_PAGERDUTY_URL, read when sending.
+    LAKE_SMTP_FROM and LAKE_PAGERDUTY_URL, read when sending. `smtp_password_secret` names a
+    secret, never a value.
     """
 
-    smtp_host: str | None = Field(default=None, description="SMTP server; else $LAKE_SMTP_HOST")
-    smtp_port: int | None = Field(default=None, description="else $LAKE_SMTP_PORT, else 25")
-    smtp_from: str | None = Field(default=None, description="else $LAKE_SMTP_FROM")
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_from: str | None = None
     smtp_starttls: bool = False
     smtp_user: str | None = None
-    smtp_password_secret: str | None = Field(default=None, description="secret name, not value")
-    pagerduty_url: str | None = Field(default=None, description="else $LAKE_PAGERDUTY_URL")
-    attempts: int = Field(default=3, ge=1, le=10)
-    backoff_seconds: float = Field(default=0.5, ge=0, le=30)
-    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    max_workers: int = Field(default=8, ge=1, le=64)
+    smtp_password_secret: str | None = None
+    pagerduty_url: str | None = None
+    attempts: int = 3
+    backoff_seconds: float = 0.5
+    timeout_seconds: float = 5.0
+    max_workers: int = 8
 
     def send(
         self, deliveries: Sequence[Delivery], *, log: logging.Logger | None = None
@@ -114,7 +114,7 @@ class AlertRouter(dg.ConfigurableResource):
         Servers are worked in parallel; messages to one server go in order, and once a server
         has failed all its attempts, the rest of its messages in this call are skipped.
         """
-        log = log or dg.get_dagster_logger("lake.alerts")
+        log = log or logging.getLogger("lake.alerts")
         outcomes: list[Outcome] = []
         groups: dict[str, list[_Job]] = {}
         for delivery in deliveries:

@@ -6,6 +6,7 @@ open hour is one or two LIST calls, whatever the number of facilities.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,12 @@ from fsspec import AbstractFileSystem
 from lake_assets.catalog.models import Feed
 from lake_assets.errors import LandingPathError
 from lake_assets.ingest.facility import locate_archive
+from lake_assets.storage.delta import lake_root
 
-__all__ = ["LandedArchive", "LandingPathError", "LandingZone", "locate", "open_landing"]
+__all__ = ["LandedArchive", "LandingPathError", "LandingZone", "landing_root", "locate",
+           "open_landing"]
+
+LANDING_VARIABLE = "LANDING_ROOT"
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _HOUR = re.compile(r"^\d{2}$")
@@ -32,6 +37,11 @@ class LandedArchive:
     facility: str
     arrival_date: str
     arrival_hour: str
+
+
+def landing_root() -> str:
+    """Where facilities drop archives: $LANDING_ROOT, default `<lake root>/landing`."""
+    return os.environ.get(LANDING_VARIABLE, f"{lake_root()}/landing").rstrip("/")
 
 
 def open_landing(root: str, *, storage_options: dict[str, Any] | None = None) -> LandingZone:

@@ -31,12 +31,12 @@ import pyarrow.parquet as pq
 from pyspark.sql.types import StructType
 
 from lake_assets.errors import DeltaPredicateError, DeltaSchemaError, NotADeltaTableError
-from resources.delta.commit import CommitPlan
-from resources.delta.files import WRITER_KEY, WriteSpec
-from resources.delta.predicate import Term, check_columns, coerce_terms, from_json
-from resources.delta.schema import check_partition_columns, reconcile, spark_to_arrow
-from resources.delta.snapshot import arrow_schema, open_table, table_exists
-from resources.delta.storage import data_filesystem
+from lake_assets.storage.delta._commit import CommitPlan
+from lake_assets.storage.delta._files import WRITER_KEY, WriteSpec
+from lake_assets.storage.delta._locations import data_filesystem
+from lake_assets.storage.delta._predicate import Term, check_columns, coerce_terms, from_json
+from lake_assets.storage.delta._schema import check_partition_columns, reconcile, spark_to_arrow
+from lake_assets.storage.delta._snapshot import arrow_schema, open_table, table_exists
 
 STORAGE_PREFIX = "storage."
 _MAX_CHECKED = 1000

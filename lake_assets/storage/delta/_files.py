@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 from pyspark import TaskContext
 
 from lake_assets.errors import DeltaPredicateError, DeltaSchemaError
-from resources.delta.predicate import Term, arrow_mask
-from resources.delta.snapshot import partition_string
-from resources.delta.storage import data_filesystem, join_path
+from lake_assets.storage.delta._locations import data_filesystem, join_path
+from lake_assets.storage.delta._predicate import Term, arrow_mask
+from lake_assets.storage.delta._snapshot import partition_string
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 _MAX_STAT_CHARS = 64

@@ -16,8 +16,8 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from lake_assets.errors import DeltaStorageError, NotADeltaTableError
-from resources.delta.predicate import Term, value_matches
-from resources.delta.storage import storage_path
+from lake_assets.storage.delta._locations import storage_path
+from lake_assets.storage.delta._predicate import Term, value_matches
 
 # Delta truncates timestamp statistics to milliseconds, so a max may sit up to 1 ms low.
 _TS_SLACK = dt.timedelta(milliseconds=1)

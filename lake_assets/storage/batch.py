@@ -2,7 +2,7 @@
 
 `load_batch` runs one Spark job over the batch. Each task reads its share of the archives and
 writes every table's good rows (bronze) and bad rows (quarantine) straight to Parquet files
-through the storage layer's `TableWriter`; it returns only file descriptions and one summary
+through the Delta package's `TableWriter`; it returns only file descriptions and one summary
 per archive. Rows never cross into the JVM or onto the driver, and the driver commits each
 table's files in one Delta transaction.
 """
@@ -26,7 +26,8 @@ from lake_assets.checks import CheckTally, compile_rules, evaluate_rows
 from lake_assets.ingest.conform import RESCUED, SOURCE_MEMBER
 from lake_assets.ingest.read import ArchiveResult, quarantined, read_archives
 from lake_assets.ingest.schema import LINEAGE, arrow_schema, quarantine_schema
-from resources.delta.files import DataFile, TableWriter, WriteSpec, align_batch
+from lake_assets.storage.delta import DataFile, TableWriter, WriteSpec, align_batch
+from lake_assets.storage.spark import default_parallelism
 
 ARRIVAL = "_arrival_date"
 ARCHIVE = "_source_archive"
@@ -109,10 +110,6 @@ def load_batch(
     The files are written but not committed: the caller commits them (or discards them). A
     failing task deletes the files it wrote before the error propagates.
     """
-    # Imported here, on the driver: executors import this module to run `_task`, and
-    # resources.spark brings Dagster with it (0.75 s per Python worker, and its heap).
-    from resources.spark import default_parallelism
-
     tasks = max(1, min(len(spec.archives), default_parallelism(spark) * 2))
     # Largest first, dealt round-robin, so no task gets all the big archives.
     ordered = sorted(range(len(spec.archives)), key=lambda i: -spec.archives[i].size)

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import pyarrow as pa
 from py4j.protocol import Py4JJavaError
@@ -25,14 +25,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from lake_assets import errors
-from resources.delta.commit import CommitPlan, commit, find_commit
-from resources.delta.files import DataFile
-from resources.delta.options import STORAGE_PREFIX, SourceOptions, plan_arrow_write
-from resources.delta.predicate import PredicateSpec, parse_predicate, to_json
-from resources.delta.reader import ReadSpec, output_schema
-from resources.delta.schema import arrow_to_spark, spark_to_arrow
-from resources.delta.snapshot import arrow_schema, open_table, table_exists
-from resources.delta.source import FORMAT, DeltaRsDataSource
+from lake_assets.storage.delta._commit import CommitPlan, commit, find_commit
+from lake_assets.storage.delta._files import DataFile
+from lake_assets.storage.delta._options import STORAGE_PREFIX, SourceOptions, plan_arrow_write
+from lake_assets.storage.delta._predicate import PredicateSpec, parse_predicate, to_json
+from lake_assets.storage.delta._reader import ReadSpec, output_schema
+from lake_assets.storage.delta._schema import arrow_to_spark, spark_to_arrow
+from lake_assets.storage.delta._snapshot import arrow_schema, open_table, table_exists
+from lake_assets.storage.delta._source import FORMAT, DeltaRsDataSource
+from lake_assets.storage.spark import default_parallelism, is_connect
 
 _LAKE_ERROR = re.compile(r"lake_assets\.errors\.(\w+): (.+)")
 _PUSHDOWN_CONF = "spark.sql.python.filterPushdown.enabled"
@@ -86,6 +87,20 @@ def register(spark: SparkSession) -> None:
         _REGISTERED.add(spark)
 
 
+@overload
+def write(df: DataFrame, ref: TableRef, *, mode: Literal["append"] = "append",
+          partition_by: Sequence[str] | None = None, evolve_schema: bool = False,
+          app_txn: tuple[str, int] | None = None,
+          extra: Mapping[str, str] | None = None) -> WriteResult: ...
+
+
+@overload
+def write(df: DataFrame, ref: TableRef, *, mode: Literal["overwrite"],
+          replace_where: PredicateSpec = None, partition_by: Sequence[str] | None = None,
+          evolve_schema: bool = False, app_txn: tuple[str, int] | None = None,
+          extra: Mapping[str, str] | None = None) -> WriteResult: ...
+
+
 def write(
     df: DataFrame,
     ref: TableRef,
@@ -114,6 +129,18 @@ def write(
     with lake_errors():
         df.write.format(FORMAT).mode(mode).options(**opts).save(ref.uri)
     return _result(ref, write_id)
+
+
+@overload
+def plan_files(ref: TableRef, schema: pa.Schema, *, mode: Literal["append"] = "append",
+               partition_by: Sequence[str] | None = None,
+               app_txn: tuple[str, int] | None = None) -> CommitPlan: ...
+
+
+@overload
+def plan_files(ref: TableRef, schema: pa.Schema, *, mode: Literal["overwrite"],
+               replace_where: PredicateSpec = None, partition_by: Sequence[str] | None = None,
+               app_txn: tuple[str, int] | None = None) -> CommitPlan: ...
 
 
 def plan_files(
@@ -176,11 +203,12 @@ def _activate(spark: SparkSession) -> None:
     """Make `spark` the JVM's active session on this thread.
 
     Classic Spark 4 looks up Python data sources for a write in the thread's active session, so
-    a write from a thread that never touched the session would not find `delta_rs`.
+    a write from a thread that never touched the session would not find `delta_rs`. PySpark has
+    no public call that sets the JVM's thread-local session, hence its private handles here.
     """
-    jsession = getattr(spark, "_jsparkSession", None)  # absent under Spark Connect
-    if jsession is not None:
-        spark._jvm.org.apache.spark.sql.SparkSession.setActiveSession(jsession)  # type: ignore[union-attr]
+    if not is_connect(spark):
+        jsession = spark._jsparkSession  # type: ignore[attr-defined]
+        spark._jvm.org.apache.spark.sql.SparkSession.setActiveSession(jsession)  # type: ignore[attr-defined]
 
 
 def _already_written(ref: TableRef, app_txn: tuple[str, int]) -> bool:
@@ -236,8 +264,6 @@ def read(
 
 
 def _parallelism(spark: SparkSession) -> int:
-    from resources.spark import default_parallelism  # resources.spark imports this module
-
     return max(2, default_parallelism(spark))
 
 

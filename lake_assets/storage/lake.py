@@ -1,0 +1,163 @@
+"""`Lake`: the lake's Delta tables by name, written, read and merged through Spark and delta-rs.
+
+    lake = Lake()  # $LAKE_ROOT, $LAKE_BRONZE_ROOT and S3 settings from the environment
+    result = lake.write(df, table="bronze/adt_events/messages", mode="overwrite",
+                        replace_where={"_arrival_date": day})
+    visits = lake.read("silver/visits", version=3)
+
+A table name is its asset key path: `bronze/<feed>/<table>`, `silver/<table>`,
+`gold/<projection>`, `quarantine/<feed>/<table>`, `_lake/...`. Roots, storage options and the
+Spark session are resolved when a method is called, never when a `Lake` is made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal, overload
+
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame, SparkSession
+
+from lake_assets.storage import delta
+from lake_assets.storage.manifest import MANIFEST_TABLE, Manifest
+from lake_assets.storage.spark import build_session
+
+TableName = str | Sequence[str]
+
+
+@dataclass(frozen=True)
+class Lake:
+    """The lake's tables under `root` (raw layers under `bronze_root` when set).
+
+    `s3` holds delta-rs storage options for `s3://` roots (default: from the environment);
+    `session` builds the Spark session on first use (default: `build_session()`).
+    """
+
+    root: str | None = None
+    bronze_root: str | None = None
+    s3: Mapping[str, str] | None = None
+    session_factory: Callable[[], SparkSession] = field(
+        default=build_session, repr=False, compare=False)
+
+    @cached_property
+    def session(self) -> SparkSession:
+        """The Spark session, built on first use, with the `delta_rs` data source registered."""
+        session = self.session_factory()
+        delta.register(session)
+        return session
+
+    def ref(self, table: TableName) -> delta.TableRef:
+        """The location and storage options of `table`."""
+        name = table if isinstance(table, str) else "/".join(table)
+        uri = delta.table_uri(table, root=delta.root_for(table, lake=self.root,
+                                                          raw=self.bronze_root))
+        return delta.TableRef(name=name, uri=uri, options=delta.storage_options(uri, s3=self.s3))
+
+    def manifest(self) -> Manifest:
+        """The ingestion manifest of this lake."""
+        ref = self.ref(MANIFEST_TABLE)
+        return Manifest(ref.uri, ref.options or None)
+
+    @overload
+    def write(self, df: DataFrame, *, table: TableName, mode: Literal["append"] = "append",
+              partition_by: Sequence[str] | None = None, evolve_schema: bool = False,
+              app_txn: tuple[str, int] | None = None) -> delta.WriteResult: ...
+
+    @overload
+    def write(self, df: DataFrame, *, table: TableName, mode: Literal["overwrite"],
+              replace_where: delta.PredicateSpec = None,
+              partition_by: Sequence[str] | None = None, evolve_schema: bool = False,
+              app_txn: tuple[str, int] | None = None) -> delta.WriteResult: ...
+
+    def write(self, df: DataFrame, *, table: TableName,
+              mode: Literal["append", "overwrite"] = "append",
+              replace_where: delta.PredicateSpec = None,
+              partition_by: Sequence[str] | None = None, evolve_schema: bool = False,
+              app_txn: tuple[str, int] | None = None) -> delta.WriteResult:
+        """Write `df` in one commit; see `delta.write`. Returns the version and counts."""
+        return delta.write(df, self.ref(table), mode=mode,  # type: ignore[call-overload]
+                           replace_where=replace_where, partition_by=partition_by,
+                           evolve_schema=evolve_schema, app_txn=app_txn)
+
+    @overload
+    def plan_files(self, table: TableName, schema: pa.Schema, *,
+                   mode: Literal["append"] = "append",
+                   partition_by: Sequence[str] | None = None,
+                   app_txn: tuple[str, int] | None = None) -> delta.CommitPlan: ...
+
+    @overload
+    def plan_files(self, table: TableName, schema: pa.Schema, *, mode: Literal["overwrite"],
+                   replace_where: delta.PredicateSpec = None,
+                   partition_by: Sequence[str] | None = None,
+                   app_txn: tuple[str, int] | None = None) -> delta.CommitPlan: ...
+
+    def plan_files(self, table: TableName, schema: pa.Schema, *,
+                   mode: Literal["append", "overwrite"] = "append",
+                   replace_where: delta.PredicateSpec = None,
+                   partition_by: Sequence[str] | None = None,
+                   app_txn: tuple[str, int] | None = None) -> delta.CommitPlan:
+        """Plan a write whose Spark tasks write their own files; see `delta.plan_files`."""
+        return delta.plan_files(self.ref(table), schema,  # type: ignore[call-overload]
+                                mode=mode, replace_where=replace_where,
+                                partition_by=partition_by, app_txn=app_txn)
+
+    def commit_files(self, plan: delta.CommitPlan,
+                     files: Sequence[delta.DataFile]) -> delta.WriteResult:
+        """Commit files written for `plan` in one transaction; see `delta.commit_files`."""
+        return delta.commit_files(plan, files)
+
+    def read(self, table: TableName, *, version: int | None = None,
+             as_of: dt.datetime | str | None = None) -> DataFrame:
+        """The table as a DataFrame pinned to a version (latest by default) or a time."""
+        return delta.read(self.session, self.ref(table), version=version, as_of=as_of)
+
+    def merge(
+        self,
+        source: DataFrame,
+        *,
+        table: TableName,
+        keys: Sequence[str],
+        sequence_by: str,
+        delete_when: Column | str | None = None,
+        scd2: delta.Scd2 | None = None,
+        drop_columns: Sequence[str] = (),
+        partition_by: Sequence[str] | None = None,
+        evolve_schema: bool = False,
+        rewrite_below_bytes: int = delta.SMALL_TABLE_BYTES,
+    ) -> delta.MergeResult:
+        """Upsert `source` by `keys`, latest `sequence_by` winning; see `delta.merge_into`."""
+        return delta.merge_into(source, self.ref(table), keys=keys, sequence_by=sequence_by,
+                                delete_when=delete_when, scd2=scd2, drop_columns=drop_columns,
+                                partition_by=partition_by, evolve_schema=evolve_schema,
+                                rewrite_below_bytes=rewrite_below_bytes)
+
+    def exists(self, table: TableName) -> bool:
+        """Whether `table` is a Delta table yet."""
+        ref = self.ref(table)
+        return delta.table_exists(ref.uri, options=ref.options)
+
+    def version(self, table: TableName) -> int:
+        """The latest version of `table`; raises NotADeltaTableError if it does not exist."""
+        ref = self.ref(table)
+        return delta.open_table(ref.uri, options=ref.options, table=ref.name).version()
+
+    def optimize(self, table: TableName, *, zorder_by: Sequence[str] | None = None,
+                 where: delta.PredicateSpec = None) -> dict[str, Any]:
+        """Compact `table`, Z-ordered by `zorder_by` if given; returns delta-rs metrics."""
+        return delta.optimize(self.ref(table), zorder_by=zorder_by, where=where)
+
+    def vacuum(self, table: TableName, *,
+               retention_hours: int = delta.RETENTION_FLOOR_HOURS) -> list[str]:
+        """Delete unreferenced files older than the retention (>= 7 days); returns them."""
+        return delta.vacuum(self.ref(table), retention_hours=retention_hours)
+
+    def history(self, table: TableName, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The commits of `table`, newest first."""
+        return delta.history(self.ref(table), limit=limit)
+
+    def checkpoint(self, table: TableName) -> int:
+        """Checkpoint `table` at its latest version; returns that version."""
+        return delta.checkpoint(self.ref(table))
