@@ -19,6 +19,7 @@ from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.definitions import build_definitions
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
+from lake_assets.storage.lake import Lake
 from lake_assets.storage.manifest import Manifest
 from tests.conftest import METADATA
 
@@ -131,7 +132,7 @@ def _crash(*args: object, **kwargs: object) -> None:
 
 
 def assert_archives_match_truth(lake: Path, truth: Path) -> None:
-    rows = DeltaTable(str(lake / "_lake" / "ingested_files")).to_pyarrow_table().to_pylist()
+    rows = Lake(root=str(lake)).manifest().rows().to_pylist()
     manifest = {r["path"]: r for r in rows}
     records = read_truth(str(truth))
     assert len(manifest) == len(rows) == len(records)

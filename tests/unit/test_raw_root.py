@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lake_assets.storage.lake import Lake
+from lake_assets.storage.manifest import MANIFEST_TABLE
 
 
 def test_bronze_and_quarantine_resolve_under_the_raw_root(
@@ -20,7 +21,7 @@ def test_bronze_and_quarantine_resolve_under_the_raw_root(
     assert lake.ref(["quarantine", "lab_results", "lab_results"]).uri.startswith(
         str(tmp_path / "restricted"))
     assert lake.ref("silver/patients").uri == str(tmp_path / "lake" / "silver" / "patients")
-    assert lake.ref("_lake/ingested_files").uri.startswith(str(tmp_path / "lake"))
+    assert lake.ref(MANIFEST_TABLE).uri.startswith(str(tmp_path / "lake"))
 
 
 def test_without_a_raw_root_everything_shares_the_lake_root(
