@@ -21,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from benchmarks.memory import is_jvm
 from lake_assets.storage.lake import Lake
 from lake_assets.storage.spark import build_session
 
@@ -57,6 +59,14 @@ class Memory:
     def peaks(self) -> list[float]:
         """The peak RSS of each since the last reset."""
         return [_status(pid, "VmHWM") for pid in self.pids]
+
+
+def driver_jvm_pid() -> int:
+    """The pid of the Spark driver JVM that this process started (a child java process)."""
+    jvms = [p for p in psutil.Process().children(recursive=True) if is_jvm(p)]
+    if not jvms:
+        raise RuntimeError("no Spark driver JVM among this process's children")
+    return jvms[0].pid
 
 
 def _status(pid: str, key: str) -> float:
@@ -105,7 +115,7 @@ def upserts(spark: SparkSession, *, rows: int, count: int) -> DataFrame:
 
 def run(spark: SparkSession, work: Path, *, rows: int, merge_rows: int) -> list[Step]:
     """Every step of the benchmark, in order."""
-    memory = Memory(spark._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
+    memory = Memory(driver_jvm_pid())
     source_rows(spark, start=0, count=rows, seq=1).write.parquet(str(work / "staged"))
     upserts(spark, rows=rows, count=merge_rows).write.parquet(str(work / "upserts"))
     lake = Lake(root=str(work / "lake"))

@@ -87,7 +87,7 @@ class MemorySampler:
             rss = self._account(process, process.pid in tree)
             if process.pid == root.pid:
                 python = rss
-            elif process.pid in tree and _is_jvm(process):
+            elif process.pid in tree and is_jvm(process):
                 jvm += rss
             elif process.pid in tree:
                 workers += rss
@@ -115,7 +115,8 @@ class MemorySampler:
         return rss
 
 
-def _is_jvm(process: psutil.Process) -> bool:
+def is_jvm(process: psutil.Process) -> bool:
+    """Whether `process` is a JVM (a Spark driver or executor); False once it has gone."""
     try:
         return process.name() == "java"
     except (psutil.NoSuchProcess, psutil.AccessDenied):
