@@ -22,8 +22,7 @@ from lake_assets.definitions import build_definitions
 from lake_assets.ingest.cdc import silver_schema
 from lake_assets.ingest.mask import AGE_CAP
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
-from lake_assets.storage.delta._schema import arrow_to_spark
-from lake_assets.storage.delta._snapshot import arrow_schema
+from lake_assets.storage.delta import arrow_schema, arrow_to_spark
 from tests.conftest import DEV_SECRETS, METADATA, project_instance
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from lake_assets.storage.delta._files import WRITER_KEY
+from lake_assets.storage.delta import WRITER_KEY
 from lake_assets.storage.lake import Lake
 from lake_assets.storage.spark import build_session
 

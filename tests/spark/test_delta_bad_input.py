@@ -16,8 +16,7 @@ from lake_assets.errors import (
     DeltaSchemaError,
     NotADeltaTableError,
 )
-from lake_assets.storage.delta._files import WriteSpec, write_batches
-from lake_assets.storage.delta._snapshot import arrow_schema
+from lake_assets.storage.delta import WriteSpec, arrow_schema, vacuum, write_batches
 from lake_assets.storage.lake import Lake
 from tests.spark.conftest import parquet_files
 
@@ -90,7 +89,6 @@ def test_a_failed_task_commits_nothing(spark: SparkSession, lake: Lake, visits: 
     assert sorted(r.id for r in lake.read("silver/visits").collect()) == [1, 2]
     # A task that finished while the job was aborting may leave its file behind, uncommitted;
     # vacuum is what removes such orphans.
-    from lake_assets.storage.delta._maintenance import vacuum
 
     vacuum(lake.ref("silver/visits"), retention_hours=0, allow_short_retention=True)
     assert parquet_files(Path(visits)) == before
@@ -107,7 +105,6 @@ def test_orphans_are_never_read_and_vacuum_removes_them(lake: Lake, visits: str)
     with pytest.raises(DeltaMaintenanceError, match="silver/visits"):
         lake.vacuum("silver/visits", retention_hours=1)
     assert lake.vacuum("silver/visits") == []  # too new for the 7-day window
-    from lake_assets.storage.delta._maintenance import vacuum
 
     removed = vacuum(lake.ref("silver/visits"), retention_hours=0, allow_short_retention=True)
     assert {Path(p).name for p in removed} == {Path(f.path).name for f in written}

@@ -14,8 +14,8 @@ from pyspark.sql import SparkSession
 
 import lake_assets.storage.delta._commit as commit_module
 from lake_assets.errors import DeltaConflictError
-from lake_assets.storage.delta._commit import CommitPlan, commit
-from lake_assets.storage.delta._files import WriteSpec, write_batches
+from lake_assets.storage.delta import CommitPlan, WriteSpec, write_batches
+from lake_assets.storage.delta._commit import commit
 from lake_assets.storage.delta._predicate import Term
 from lake_assets.storage.delta._snapshot import FileEntry, arrow_schema, list_files, open_table
 from lake_assets.storage.lake import Lake

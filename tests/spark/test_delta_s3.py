@@ -12,9 +12,8 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 import lake_assets.storage.delta._commit as commit_module
-from lake_assets.storage.delta._commit import CommitPlan, commit
-from lake_assets.storage.delta._files import WriteSpec, write_batches
-from lake_assets.storage.delta._snapshot import arrow_schema
+from lake_assets.storage.delta import CommitPlan, WriteSpec, arrow_schema, write_batches
+from lake_assets.storage.delta._commit import commit
 from lake_assets.storage.lake import Lake
 from tests.spark.servers import moto_s3
 

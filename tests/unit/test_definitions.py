@@ -35,6 +35,19 @@ def test_definitions_load_without_spark_or_storage(tmp_path: Path) -> None:
     assert not (tmp_path / "lake").exists()
 
 
+def test_importing_the_entry_point_reads_no_metadata() -> None:
+    probe = (
+        "import lake_assets.definitions as entry\n"
+        "print('imported')\n"
+        "entry.defs()\n"
+    )
+    env = {"LAKE_METADATA": "/nonexistent/metadata", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                          check=False, timeout=120)
+    assert done.stdout.strip() == "imported"
+    assert "MetadataError" in done.stderr and "/nonexistent/metadata" in done.stderr
+
+
 def test_bronze_assets_carry_metadata_from_yaml() -> None:
     catalog = load_catalog(METADATA)
     defs = build_definitions(catalog)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from lake_assets.storage.delta._files import WriteSpec, write_batches
+from lake_assets.storage.delta import WriteSpec, write_batches
 
 SCHEMA = pa.schema([
     ("id", pa.int64()), ("code", pa.string()), ("at", pa.timestamp("us", tz="UTC")),

@@ -13,6 +13,7 @@ from lake_assets.storage.delta._files import (
     TableWriter,
     WriteSpec,
     align_batch,
+    write_batches,
 )
 from lake_assets.storage.delta._locations import (
     lake_root,
@@ -78,4 +79,5 @@ __all__ = [
     "table_uri",
     "vacuum",
     "write",
+    "write_batches",
 ]
