@@ -264,6 +264,18 @@ class Freshness(Model):
         return self
 
 
+class Acknowledgement(Model):
+    """A breaking change accepted in the change itself: its id as `lakehouse plan` prints it
+    (`silver/labs:column_removed:unit`), and why it is safe."""
+
+    change: str = Field(min_length=3)
+    reason: str = Field(min_length=3)
+
+
+# Fields that are bookkeeping, not shape: they never change an asset's code version.
+UNVERSIONED = {"acknowledge"}
+
+
 class Feed(Model):
     """A facility feed: how its archives are packed and parsed, and the tables it fills."""
 
@@ -282,6 +294,7 @@ class Feed(Model):
         default=None, description="report a facility that sent nothing for this long"
     )
     tables: tuple[Table, ...] = Field(min_length=1)
+    acknowledge: tuple[Acknowledgement, ...] = ()
 
     @model_validator(mode="after")
     def _partitions_shape(self) -> Feed:
@@ -295,7 +308,8 @@ class Feed(Model):
 
     def fingerprint(self, table: Table) -> str:
         """A short hash of what shapes `table`'s bronze asset, used as its code_version."""
-        feed_part = self.model_dump_json(exclude={"tables", "description", "subscribers"})
+        feed_part = self.model_dump_json(
+            exclude={"tables", "description", "subscribers", *UNVERSIONED})
         return hashlib.sha256((feed_part + table.model_dump_json()).encode()).hexdigest()[:16]
 
 
@@ -311,6 +325,7 @@ class Projection(Model):
     partitions: tuple[Literal["date"], ...] = ()
     partition_column: str | None = None
     lookback_days: int = Field(default=0, ge=0, le=365)
+    acknowledge: tuple[Acknowledgement, ...] = ()
 
     @model_validator(mode="after")
     def _partition_column(self) -> Projection:
