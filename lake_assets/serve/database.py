@@ -1,0 +1,108 @@
+"""`RoleDatabase`: the in-memory DuckDB database of one policy shape (a role, and a tenant's
+facilities for tenant roles), holding only what that shape may see.
+
+Each granted table is a DuckDB table filled by the `Loader` through the policy: its rows, with
+masked columns masked and hidden ones absent. Nothing else is in the database, so no SQL run in
+it can reach more, and it has no file access (`enable_external_access=false`), no extension
+loading, and a locked configuration from the moment it opens. A table is reloaded when a query
+reads it and its Delta table has a newer committed version.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+
+import duckdb
+from sqlglot import exp
+
+from lake_assets.catalog.policy import Policy, Principal, layer_of
+from lake_assets.serve.loader import Loader
+from lake_assets.storage.delta import TableRef
+
+# Client tools ask for these PostgreSQL functions on connect (psql's \dt, BI catalogs).
+_COMPAT_MACROS = (
+    "CREATE MACRO pg_get_userbyid(id) AS 'lake'",
+    "CREATE MACRO pg_encoding_to_char(id) AS 'UTF8'",
+    "CREATE MACRO pg_get_function_identity_arguments(id) AS ''",
+    "CREATE MACRO obj_description(id, kind) AS NULL",
+    "CREATE MACRO shobj_description(id, kind) AS NULL",
+)
+
+
+def _locked_database(threads: int) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(config={
+        "enable_external_access": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+        "allow_unsigned_extensions": False,
+        "threads": threads,
+        "lock_configuration": True,
+    })
+
+
+class RoleDatabase:
+    """What one policy shape sees of the lake, as DuckDB tables kept at the latest version."""
+
+    def __init__(self, policy: Policy, principal: Principal, refs: Mapping[str, TableRef],
+                 loader: Loader, *, threads: int = 2) -> None:
+        self.policy = policy
+        self.principal = principal
+        self.refs = refs
+        self.loader = loader
+        self.readable = policy.readable(principal)
+        self.db = _locked_database(threads)
+        self.versions: dict[str, int] = {}
+        self.columns: dict[str, list[str]] = {}
+        self._locks = {name: threading.Lock() for name in self.readable}
+        setup = self.db.cursor()
+        for layer in sorted({layer_of(n) for n in self.readable}):
+            setup.execute(f"CREATE SCHEMA {exp.to_identifier(layer, quoted=True).sql()}")
+        for macro in _COMPAT_MACROS:
+            setup.execute(macro)
+        self.sync(self.readable)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to this database, for one client."""
+        return self.db.cursor()
+
+    def schema(self) -> dict[str, dict[str, list[str]]]:
+        """{layer: {table: columns}} of every loaded table, as sqlglot's qualify takes it."""
+        found: dict[str, dict[str, list[str]]] = {}
+        for name, columns in self.columns.items():
+            layer, table = name.split(".", 1)
+            found.setdefault(layer, {})[table] = columns
+        return found
+
+    def sync(self, names: Iterable[str]) -> dict[str, int]:
+        """Reload each readable table of `names` whose Delta table has a newer version; returns
+        the version each is read at. Tables not written yet are left out."""
+        seen = {}
+        for name in names:
+            if name not in self._locks:
+                continue
+            latest = self.loader.latest(self.refs[name])
+            if latest is None:
+                continue
+            if self.versions.get(name) != latest:
+                with self._locks[name]:
+                    if self.versions.get(name) != latest:
+                        self._load(name, latest)
+            seen[name] = latest
+        return seen
+
+    def _load(self, name: str, version: int) -> None:
+        rows = self.loader.read(self.refs[name], self.policy.table(self.principal, name),
+                                version=version)
+        layer, table = name.split(".", 1)
+        target = exp.table_(table, db=layer, quoted=True).sql("duckdb")
+        cursor = self.db.cursor()
+        try:
+            cursor.register("_incoming", rows)
+            cursor.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _incoming")
+            cursor.unregister("_incoming")
+        finally:
+            cursor.close()
+        self.versions[name] = version
+        self.columns[name] = rows.column_names
