@@ -134,6 +134,11 @@ class Session:
             return self._fetch(kinds[0], sql, params)
         except duckdb.PermissionException as exc:
             raise AccessDeniedError(f"permission denied: {_first_line(exc)}") from None
+        except duckdb.CatalogException as exc:
+            if "extension" in str(exc):  # delta_scan & co.: extensions cannot be loaded here
+                raise AccessDeniedError(f"permission denied: {_first_line(exc)}; extensions "
+                                        "cannot be loaded") from None
+            raise LakeQueryError(_first_line(exc)) from None
         except duckdb.Error as exc:
             raise LakeQueryError(_first_line(exc)) from None
         finally:
@@ -142,7 +147,7 @@ class Session:
 
     def _fetch(self, kind: str, sql: str, params: Sequence[object] | None) -> Result:
         self.cursor.execute(sql, list(params) if params else None)
-        rows = self.cursor.fetch_arrow_table()
+        rows = self.cursor.to_arrow_table()
         return Result(f"{kind} {rows.num_rows}" if kind == "SELECT" else kind, rows)
 
     def _travel(self, statement: Statement) -> dict[tuple[str, str, str], str]:

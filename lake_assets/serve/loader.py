@@ -99,7 +99,7 @@ class Loader:
         for column, facilities in policy.row_filter(list(types)):
             query = query.where(exp.column(column, quoted=True).isin(
                 *(exp.Literal.string(f) for f in facilities)))
-        return cursor.execute(query.sql("duckdb")).fetch_arrow_table()
+        return cursor.execute(query.sql("duckdb")).to_arrow_table()
 
 
 def _projection(name: str, action: str, type_name: str) -> exp.Expression:

@@ -86,10 +86,15 @@ def running(endpoint: Endpoint) -> Iterator[Endpoint]:
     try:
         yield endpoint
     finally:
-        for task in asyncio.all_tasks(loop):
-            loop.call_soon_threadsafe(task.cancel)
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_cancel_all, loop)
         thread.join(30)
         endpoint.close()
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
 
 
 def _run(loop: asyncio.AbstractEventLoop, main: object) -> None:

@@ -70,8 +70,9 @@ class Endpoint:
             user = params.get("user", "")
             session = await self._login(reader, writer, user, client)
             await self._queries(reader, writer, session)
-        except (ClientError, asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (ClientError, asyncio.IncompleteReadError, ConnectionError,
+                asyncio.CancelledError):
+            pass  # the client left, broke the protocol or failed to log in; the server stops
         finally:
             if session is not None:
                 session.close()
