@@ -124,7 +124,7 @@ def run_sql(
     and each through `reader`'s policy when given.
 
     Raises LakeQueryError if `sql` does not parse or names an unknown table (files read as
-    tables, `parquet.\`/path\``, are unknown tables), AccessDeniedError for a table not granted.
+    tables, such as parquet.`/path`, are unknown tables), AccessDeniedError for a table not granted.
     """
     try:
         query = parse_query(sql, file=QUERY_FILE)
