@@ -47,7 +47,7 @@ def test_a_tenant_gets_its_facilities_masks_and_hidden_columns(policy: Policy) -
                                         ("facility_code", ("FAC00000", "FAC00001"))]
     with pytest.raises(AccessDeniedError, match="no facility column"):
         visits.row_filter(["unit"])
-    with pytest.raises(AccessDeniedError, match="may not read silver.patients"):
+    with pytest.raises(AccessDeniedError, match=r"may not read silver\.patients"):
         policy.table(tenant, "silver.patients")
     with pytest.raises(AccessDeniedError, match="unknown user"):
         policy.principal("nobody")
