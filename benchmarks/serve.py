@@ -140,7 +140,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--per-client", type=int, default=40)
     parser.add_argument("--spark", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/serve.json"))
+    parser.add_argument("--out", type=Path,
+                        default=Path(tempfile.gettempdir()) / "serve-benchmark.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     os.environ["LAKE_ROOT"] = str(work / "lake")
@@ -172,6 +173,7 @@ def main() -> None:
               "spark_local_s": spark, "load": os.getloadavg()}
     args.out.write_text(json.dumps(report, indent=2, default=str))
     summarize(report)
+    print(f"JSON: {args.out}")
 
 
 def summarize(report: dict) -> None:
