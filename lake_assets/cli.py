@@ -111,15 +111,22 @@ def serve(
                                                   help="PEM certificate: offer TLS")] = None,
     tls_key: Annotated[Path | None, typer.Option(envvar="LAKE_SERVE_TLS_KEY",
                                                  help="PEM private key of the certificate")] = None,
+    engine: Annotated[str, typer.Option(help="duckdb (PostgreSQL protocol) or trino "
+                                             "(Trino's HTTP protocol, port 8080 by default)")]
+    = "duckdb",
 ) -> None:
     """Serve silver, gold (and bronze to raw roles) to PostgreSQL clients: psql, BI tools,
-    JDBC, psycopg; every read governed by access.yaml and audited."""
+    JDBC, psycopg; every read governed by access.yaml and audited. `--engine trino` serves
+    the same tables and policy from Trino instead."""
     import logging
 
     from lake_assets.serve.server import build_endpoint, serve_forever
     from lake_assets.storage.lake import Lake
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if engine == "trino":
+        serve_trino(port if port != 5433 else 8080)
+        return
     try:
         endpoint = build_endpoint(Lake(), load_catalog(metadata_root()), host=host, port=port,
                                   tls_cert=tls_cert, tls_key=tls_key)
@@ -129,6 +136,26 @@ def serve(
                   "lake)")
     sys.stdout.flush()
     serve_forever(endpoint)
+
+
+def serve_trino(port: int) -> None:
+    """Run Trino over the lake with the compiled policy until interrupted."""
+    import tempfile
+    import threading
+
+    from lake_assets.serve.trino import running_trino
+    from lake_assets.storage.lake import Lake
+
+    folder = Path(tempfile.mkdtemp(prefix="lake-trino-"))
+    try:
+        with running_trino(Lake(), load_catalog(metadata_root()), folder, port=port) as server:
+            console.print(f"Trino on {server.url}, catalog lake (trino --server {server.url} "
+                          "--user <user> --catalog lake)")
+            threading.Event().wait()
+    except LakehouseError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()

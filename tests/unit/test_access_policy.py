@@ -100,3 +100,22 @@ def test_arrow_reads_apply_the_same_policy(policy: Policy) -> None:
     seen = governed_arrow(table, policy.table(policy.principal("northwind_portal"),
                                               "silver.visits"))
     assert seen.to_pylist() == [{"facility_code": "FAC00000", "mrn": "***"}]
+
+
+def test_the_policy_compiles_to_trino_file_based_rules(policy: Policy) -> None:
+    from lake_assets.catalog.trino_rules import trino_rules
+
+    columns = {"silver.visits": [("facility_code", True), ("mrn", True), ("_facility_id", True),
+                                 ("admit_time", False)],
+               "silver.patients": [("mrn", True), ("_facility_id", True)],
+               "gold.daily_census": [("facility_code", True), ("beds", False)]}
+    rules = trino_rules(policy, columns)
+    tenant = [r for r in rules["tables"] if r["user"] == "^northwind_portal$"]
+    assert {r["table"] for r in tenant} == {"visits", "daily_census"}  # not patients
+    visits = next(r for r in tenant if r["table"] == "visits")
+    assert visits["privileges"] == ["SELECT"]
+    assert visits["filter"] == ("\"_facility_id\" IN ('FAC00000', 'FAC00001') AND "
+                                "\"facility_code\" IN ('FAC00000', 'FAC00001')")
+    assert {"name": "_facility_id", "allow": False} in visits["columns"]
+    assert any(c["name"] == "mrn" and c["mask"] == "'***'" for c in visits["columns"])
+    assert not [r for r in rules["tables"] if r["user"] == "^ana$" and r["schema"] == "bronze"]
