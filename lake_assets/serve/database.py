@@ -17,9 +17,11 @@ import duckdb
 from sqlglot import exp
 
 from lake_assets.catalog.policy import Policy, Principal, layer_of
+from lake_assets.catalog.statements import Statement, inspect
 from lake_assets.serve.loader import Loader
 from lake_assets.storage.delta import TableRef
 
+STATEMENT_CACHE = 512  # distinct SQL texts remembered per database
 # Client tools ask for these PostgreSQL functions on connect (psql's \dt, BI catalogs).
 _COMPAT_MACROS = (
     "CREATE MACRO pg_get_userbyid(id) AS 'lake'",
@@ -56,6 +58,8 @@ class RoleDatabase:
         self.versions: dict[str, int] = {}
         self.columns: dict[str, list[str]] = {}
         self._locks = {name: threading.Lock() for name in self.readable}
+        self._statements: dict[tuple[str, tuple], Statement] = {}
+        self._statements_lock = threading.Lock()
         setup = self.db.cursor()
         for layer in sorted({layer_of(n) for n in self.readable}):
             setup.execute(f"CREATE SCHEMA {exp.to_identifier(layer, quoted=True).sql()}")
@@ -73,6 +77,20 @@ class RoleDatabase:
         for name, columns in self.columns.items():
             layer, table = name.split(".", 1)
             found.setdefault(layer, {})[table] = columns
+        return found
+
+    def inspect(self, sql: str) -> Statement:
+        """What `sql` touches (see `catalog.statements.inspect`), remembered per text while
+        the columns stay the same: dashboards send the same SQL again and again, and parsing
+        it costs more than DuckDB answering it."""
+        key = (sql, tuple(sorted((n, tuple(c)) for n, c in self.columns.items())))
+        found = self._statements.get(key)
+        if found is None:
+            found = inspect(sql, schema=self.schema())
+            with self._statements_lock:
+                if len(self._statements) >= STATEMENT_CACHE:
+                    self._statements.pop(next(iter(self._statements)))
+                self._statements[key] = found
         return found
 
     def sync(self, names: Iterable[str]) -> dict[str, int]:

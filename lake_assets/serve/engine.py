@@ -17,11 +17,11 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+import lake_assets.serve.pgcompat as pgcompat
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.policy import Policy, Principal, governed_tables
-from lake_assets.catalog.statements import Statement, inspect
+from lake_assets.catalog.statements import Statement
 from lake_assets.errors import AccessDeniedError, LakehouseError, LakeQueryError
-from lake_assets.serve import pgcompat
 from lake_assets.serve.database import RoleDatabase
 from lake_assets.serve.loader import Loader
 from lake_assets.storage.audit import AuditRecord, AuditWriter
@@ -97,9 +97,10 @@ class Session:
         if shown is not None:
             return Result("SHOW", pa.table({shown[0]: [shown[1]]}))
         started = time.perf_counter()
-        statement = inspect(pgcompat.rewrite(sql), schema=self.database.schema())
+        sql = pgcompat.rewrite(sql)
+        statement = self.database.inspect(sql)
         try:
-            result = self._run(statement, pgcompat.rewrite(sql), params)
+            result = self._run(statement, sql, params)
         except AccessDeniedError as exc:
             self._audit(statement, started, allowed=False, reason=str(exc))
             raise

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import lake_assets.serve.codec as codec
 from lake_assets.errors import LakehouseError, LakeQueryError
-from lake_assets.serve import codec
 from lake_assets.serve.engine import Result, Session
 from lake_assets.serve.replies import error_for, reply
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import lake_assets.serve.codec as codec
 from lake_assets.errors import AccessDeniedError, LakehouseError
-from lake_assets.serve import codec
 from lake_assets.serve.engine import Result
 
 

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from scramp import ScramException
 
+import lake_assets.serve.codec as codec
 from lake_assets.errors import AccessDeniedError, LakehouseError
-from lake_assets.serve import codec
 from lake_assets.serve.auth import MECHANISM, Credentials, LoginGuard
 from lake_assets.serve.engine import Engine, Result, Session
 from lake_assets.serve.extended import ExtendedQueries
