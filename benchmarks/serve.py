@@ -1,6 +1,7 @@
 """SQL endpoint benchmark: dashboard queries over a simulated month at reduced scale, through
 `lakehouse serve` with 1, 4 and 16 concurrent clients, as an analyst (all rows) and as a tenant
-(its facilities), against the same queries through Spark SQL (`query()`, local Spark).
+(its facilities), against the same queries through `lakehouse sql` (a fresh local Spark, and
+Spark Connect) and `query()` on a warm local Spark.
 
     python -m benchmarks.serve [--facilities 20] [--days 30] [--per-client 40] [--out FILE]
 
@@ -15,7 +16,10 @@ import datetime as dt
 import json
 import os
 import random
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -134,12 +138,48 @@ def spark_latency(sql: str, user: str, runs: int = 3) -> float:
     return statistics.median(times)
 
 
+def cli_seconds(sql: str, env: dict[str, str]) -> float:
+    """Wall seconds of `lakehouse sql` as an analyst from a fresh process."""
+    began = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).with_name("lakehouse")), "sql", sql, "--user",
+                    USERS["analyst"][0], "--limit", "5"], env=env, check=True,
+                   capture_output=True, timeout=900)
+    return time.perf_counter() - began
+
+
+def spark_cli(connect: bool) -> dict[str, float]:
+    """`lakehouse sql` wall seconds per query: a fresh local Spark each time, and with
+    `connect` through a Spark Connect server started for it (the first query warms it)."""
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+    found = {"local: " + label: cli_seconds(sql, env) for label, sql in
+             list(QUERIES.items())[:1]}
+    if not connect:
+        return found
+    port = 15000 + os.getpid() % 1000
+    server = subprocess.Popen([str(Path(sys.executable).with_name("lakehouse")),
+                               "spark-server", "--port", str(port), "--master", "local[2]"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        subprocess.run([str(Path(sys.executable).with_name("lakehouse")), "spark-server",
+                        "--port", str(port), "--wait-only"], check=True, timeout=600,
+                       capture_output=True)
+        env["SPARK_REMOTE"] = f"sc://127.0.0.1:{port}"
+        cli_seconds(QUERIES["census (gold)"], env)
+        found |= {"connect: " + label: cli_seconds(sql, env) for label, sql in QUERIES.items()}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--facilities", type=int, default=20)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--per-client", type=int, default=40)
     parser.add_argument("--spark", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--connect", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", type=Path,
                         default=Path(tempfile.gettempdir()) / "serve-benchmark.json")
     args = parser.parse_args()
@@ -164,13 +204,16 @@ def main() -> None:
                     print(f"{label:15} {user:8} {count:2} clients  p50 {found['p50_ms']:7.2f} ms"
                           f"  p95 {found['p95_ms']:7.2f} ms  {found['qps']:7.1f} q/s")
         memory = psutil.Process().memory_info().rss / 2**20
-    spark = {}
+    spark, cli = {}, {}
     if args.spark:
+        cli = spark_cli(args.connect)
+        for label, seconds in cli.items():
+            print(f"lakehouse sql {label:25} {seconds:7.1f} s")
         for label, sql in QUERIES.items():
             spark[label] = spark_latency(sql, "analyst")
-            print(f"{label:15} spark local  median {spark[label] * 1000:9.1f} ms")
+            print(f"{label:15} query() on warm local Spark, median {spark[label] * 1000:9.1f} ms")
     report = {"rows": rows, "results": results, "server_rss_mib": memory,
-              "spark_local_s": spark, "load": os.getloadavg()}
+              "spark_local_s": spark, "lakehouse_sql_s": cli, "load": os.getloadavg()}
     args.out.write_text(json.dumps(report, indent=2, default=str))
     summarize(report)
     print(f"JSON: {args.out}")
@@ -181,14 +224,17 @@ def summarize(report: dict) -> None:
     by = {(r["query"], r["user"], r["clients"]): r for r in report["results"]}
     print(f"\nserver RSS {report['server_rss_mib']:.0f} MiB (endpoint and benchmark process)")
     print(f"{'query':15} {'p95@16 ana':>11} {'p95@16 tenant':>14} {'tenant/ana p50@1':>17} "
-          f"{'spark/endpoint p50@1':>21}")
+          f"{'warm Spark/endpoint p50@1':>26} {'Connect CLI/endpoint':>21}")
     for label in QUERIES:
         analyst, tenant = by[(label, "analyst", 16)], by[(label, "tenant", 16)]
         ratio = by[(label, "tenant", 1)]["p50_ms"] / by[(label, "analyst", 1)]["p50_ms"]
         spark = report["spark_local_s"].get(label)
-        speedup = f"{spark * 1000 / by[(label, 'analyst', 1)]['p50_ms']:.0f}x" if spark else "-"
+        base = by[(label, "analyst", 1)]["p50_ms"]
+        speedup = f"{spark * 1000 / base:.0f}x" if spark else "-"
+        connect = report["lakehouse_sql_s"].get(f"connect: {label}")
+        via_cli = f"{connect * 1000 / base:.0f}x" if connect else "-"
         print(f"{label:15} {analyst['p95_ms']:9.1f}ms {tenant['p95_ms']:12.1f}ms "
-              f"{ratio:17.2f} {speedup:>21}")
+              f"{ratio:17.2f} {speedup:>26} {via_cli:>21}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ _COMPAT_MACROS = (
     "CREATE MACRO pg_get_function_identity_arguments(id) AS ''",
     "CREATE MACRO obj_description(id, kind) AS NULL",
     "CREATE MACRO shobj_description(id, kind) AS NULL",
+    "CREATE MACRO to_regtype(name) AS "
+    "(SELECT min(oid) FROM pg_catalog.pg_type WHERE typname = name)",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from deltalake import write_deltalake
 from lake_assets.serve.server import audit_log
 from lake_assets.serve.wire import Endpoint
 from lake_assets.storage.lake import Lake
-from tests.serve.conftest import Connect, dsn
+from tests.serve.conftest import Connect, dsn, password
 from tests.serve.lake_builder import FACILITIES, visits
 
 NORTHWIND = {"FAC00000", "FAC00001"}
@@ -177,3 +178,35 @@ def test_tls_is_offered_when_a_certificate_is_configured(lake_root: Path,
             dsn(served, "ana", sslmode="require")) as connection:
         assert connection.pgconn.ssl_in_use
         assert connection.execute("SELECT count(*) FROM gold.daily_census").fetchone() == (9,)
+
+
+def test_sqlalchemy_and_pandas_read_through_the_endpoint(endpoint: Endpoint) -> None:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"postgresql+psycopg://ana:{password('ana')}@127.0.0.1:"
+                              f"{endpoint.port}/lake")
+    with engine.connect() as connection:
+        frame = pd.read_sql(sa.text("SELECT facility_code, COUNT(*) AS n FROM silver.visits "
+                                    "GROUP BY 1 ORDER BY 1"), connection)
+        assert frame["facility_code"].tolist() == list(FACILITIES)
+        found = sa.inspect(connection)
+        assert {"gold", "silver"} <= set(found.get_schema_names())
+        assert found.get_table_names(schema="gold") == ["daily_census"]
+    engine.dispose()
+
+
+def test_lakehouse_audit_answers_who_read_a_table(endpoint: Endpoint, connect: Connect) -> None:
+    from typer.testing import CliRunner
+
+    from lake_assets.cli import app
+
+    connect("ana").execute("SELECT count(*) FROM silver.patients")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        connect("northwind_portal").execute("SELECT count(*) FROM silver.patients")
+    endpoint.engine.audit.flush()  # type: ignore[union-attr]
+    shown = CliRunner().invoke(app, ["audit", "--table", "silver.patients", "--json"])
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.output)
+    assert [(r["principal"], r["allowed"]) for r in rows] == [("ana", True),
+                                                             ("northwind_portal", False)]
