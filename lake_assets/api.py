@@ -136,5 +136,5 @@ class _audited:
             principal=self.principal.user, role=self.principal.role,
             client=f"{socket.gethostname()}:{os.getpid()}", path="api",
             sql=mask_literals(self.sql), tables=self.tables, rows=next(iter(self.rows), None),
-            allowed=not denied, reason=str(error) if denied else None,
+            allowed=not denied, reason=mask_literals(str(error)) if denied else None,
             duration_ms=(time.perf_counter() - self.started) * 1000)])

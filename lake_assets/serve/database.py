@@ -124,5 +124,6 @@ class RoleDatabase:
             cursor.unregister("_incoming")
         finally:
             cursor.close()
-        self.versions[name] = version
-        self.columns[name] = rows.column_names
+        # Replaced, not changed in place: other clients' threads read them without a lock.
+        self.versions = {**self.versions, name: version}
+        self.columns = {**self.columns, name: rows.column_names}

@@ -20,7 +20,7 @@ from sqlglot import exp
 import lake_assets.serve.pgcompat as pgcompat
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.policy import Policy, Principal, governed_tables
-from lake_assets.catalog.statements import Statement
+from lake_assets.catalog.statements import Statement, mask_literals
 from lake_assets.errors import AccessDeniedError, LakehouseError, LakeQueryError
 from lake_assets.serve.database import RoleDatabase
 from lake_assets.serve.loader import Loader
@@ -104,8 +104,8 @@ class Session:
         except AccessDeniedError as exc:
             self._audit(statement, started, allowed=False, reason=str(exc))
             raise
-        except LakehouseError as exc:
-            self._audit(statement, started, allowed=False, reason=f"error: {exc}")
+        except LakehouseError as exc:  # DuckDB's message may quote a value: masked
+            self._audit(statement, started, allowed=False, reason=mask_literals(f"error: {exc}"))
             raise
         self._audit(statement, started, rows=result.rows.num_rows if result.rows else 0)
         return result
