@@ -129,7 +129,8 @@ class Session:
             what = refused[0] if refused else f"{len(kinds)} statements"
             raise AccessDeniedError(f"permission denied: only one SELECT at a time is served "
                                     f"(got {what})")
-        self.database.sync(statement.tables if statement.tree is not None
+        # A statement naming no lake table (a catalog query) or not parsed syncs every table.
+        self.database.sync(statement.tables if statement.tree is not None and statement.tables
                            else self.database.readable)
         try:
             return self._fetch(kinds[0], sql, params)

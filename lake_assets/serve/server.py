@@ -5,6 +5,7 @@ foreground (`lakehouse serve`)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import ssl
 import threading
 from collections.abc import Iterator
@@ -57,13 +58,18 @@ def build_endpoint(lake: Lake, catalog: Catalog, *, host: str = "127.0.0.1", por
 
 
 def serve_forever(endpoint: Endpoint) -> None:
-    """Serve until interrupted, then commit the audit rows still buffered."""
+    """Serve until interrupted or terminated, then commit the audit rows still buffered."""
+    signal.signal(signal.SIGTERM, _interrupt)  # `make run` stops it with SIGTERM
     try:
         asyncio.run(endpoint.serve())
     except KeyboardInterrupt:
         pass
     finally:
         endpoint.close()
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @contextmanager
