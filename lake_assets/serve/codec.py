@@ -15,6 +15,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake_assets.serve.binary import binary_values
+
 SSL_REQUEST = 80877103
 GSS_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
@@ -100,18 +102,31 @@ def type_oid(dtype: pa.DataType) -> tuple[int, int]:
     return TEXT_OID, -1
 
 
-def row_description(schema: pa.Schema) -> bytes:
-    """RowDescription of `schema`, every column in text format."""
+def column_formats(codes: Sequence[int], count: int) -> list[int]:
+    """Per-column result formats (0 text, 1 binary) from a Bind's codes: none means all text,
+    one applies to every column."""
+    if not codes:
+        return [0] * count
+    return list(codes) * count if len(codes) == 1 else list(codes)
+
+
+def row_description(schema: pa.Schema, formats: Sequence[int] = ()) -> bytes:
+    """RowDescription of `schema`, each column in its format (text by default)."""
+    formats = column_formats(formats, len(schema))
     parts = [struct.pack("!H", len(schema))]
-    for field in schema:
+    for field, fmt in zip(schema, formats, strict=True):
         oid, size = type_oid(field.type)
-        parts.append(cstring(field.name) + struct.pack("!IhIhih", 0, 0, oid, size, -1, 0))
+        parts.append(cstring(field.name) + struct.pack("!IhIhih", 0, 0, oid, size, -1, fmt))
     return message(b"T", b"".join(parts))
 
 
-def data_rows(table: pa.Table) -> Iterator[bytes]:
-    """A DataRow message per row of `table`, values in PostgreSQL's text format."""
-    columns = [_text(table.column(i)) for i in range(table.num_columns)]
+def data_rows(table: pa.Table, formats: Sequence[int] = ()) -> Iterator[bytes]:
+    """A DataRow message per row of `table`, each column in its format (text by default).
+
+    Raises LakeQueryError for binary asked of a type served in text only."""
+    formats = column_formats(formats, table.num_columns)
+    columns = [binary_values(table.column(i), type_oid(table.schema.field(i).type)[0])
+               if formats[i] else _text(table.column(i)) for i in range(table.num_columns)]
     header = struct.pack("!H", table.num_columns)
     for row in zip(*columns, strict=True):
         parts = [header]

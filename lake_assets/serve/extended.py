@@ -33,6 +33,7 @@ _BINARY_FORMATS = {16: "?", 20: "!q", 21: "!h", 23: "!i", 700: "!f", 701: "!d"}
 class _Portal:
     sql: str
     params: list
+    formats: tuple[int, ...] = ()
     result: Result | None = None
 
 
@@ -103,9 +104,7 @@ class ExtendedQueries:
             params.append(_param(raw, oid, fmt))
         (count,) = struct.unpack_from("!H", rest, offset)
         results = struct.unpack_from(f"!{count}H", rest, offset + 2)
-        if any(results):
-            raise LakeQueryError("results are served in text format only")
-        self.portals[portal] = _Portal(sql, params)
+        self.portals[portal] = _Portal(sql, params, tuple(results))
 
     async def _describe(self, kind: bytes, name: str) -> bytes:
         if kind == b"S":
@@ -120,6 +119,8 @@ class ExtendedQueries:
             portal.result = portal.result or await self.run(self.session, portal.sql,
                                                             portal.params or None)
             result, head = portal.result, b""
+            if result.rows is not None:
+                return codec.row_description(result.rows.schema, portal.formats)
         if result.rows is None:
             return head + codec.NO_DATA
         return head + codec.row_description(result.rows.schema)
@@ -128,7 +129,7 @@ class ExtendedQueries:
         portal = self.portals[name]
         result = portal.result or await self.run(self.session, portal.sql, portal.params or None)
         portal.result = None
-        return b"".join(reply(result, describe=False))
+        return b"".join(reply(result, describe=False, formats=portal.formats))
 
 
 def _cstring(data: bytes) -> tuple[str, bytes]:

@@ -210,3 +210,37 @@ def test_lakehouse_audit_answers_who_read_a_table(endpoint: Endpoint, connect: C
     rows = json.loads(shown.output)
     assert [(r["principal"], r["allowed"]) for r in rows] == [("ana", True),
                                                              ("northwind_portal", False)]
+
+
+def test_binary_results_match_text_results(connect: Connect) -> None:
+    sql = ("SELECT 1::INTEGER AS i, 2::BIGINT AS b, 1.5::DOUBLE AS d, 'x' AS t, true AS ok, "
+           "DATE '2026-11-20' AS day, TIMESTAMP '2026-11-20 08:00:00.25' AS at, "
+           "12.340::DECIMAL(10, 3) AS n, -0.5::DECIMAL(4, 2) AS m, NULL::INTEGER AS missing")
+    connection = connect("ana")
+    text = connection.execute(sql).fetchone()
+    binary = connection.cursor(binary=True).execute(sql).fetchone()
+    assert binary == text
+
+
+@pytest.mark.slow
+def test_pgjdbc_lists_tables_and_runs_prepared_statements(endpoint: Endpoint) -> None:
+    java = Path("/usr/lib/jvm/temurin-25-jdk-amd64/bin/java")
+    if not java.exists():
+        pytest.skip("the JDBC probe runs as a single-file program on the Temurin 25 JDK")
+    from tests.conftest import PROJECT_ROOT
+
+    repository = PROJECT_ROOT / ".cache" / "maven"
+    jar = repository / "org/postgresql/postgresql/42.7.8/postgresql-42.7.8.jar"
+    if not jar.exists():
+        subprocess.run(["mvn", "-q", "-B", "dependency:get", f"-Dmaven.repo.local={repository}",
+                        "-Dartifact=org.postgresql:postgresql:42.7.8", "-Dtransitive=false"],
+                       check=True, capture_output=True, timeout=600)
+    probe = Path(__file__).parent / "jdbc" / "Probe.java"
+    ran = subprocess.run([str(java), "-cp", str(jar), str(probe),
+                          f"jdbc:postgresql://127.0.0.1:{endpoint.port}/lake", "ana",
+                          password("ana")], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert "table gold.daily_census" in ran.stdout
+    assert [line for line in ran.stdout.splitlines() if line.startswith("row ")] == [
+        "row FAC00000 2", "row FAC00001 2", "row FAC00002 2"]
