@@ -8,6 +8,7 @@ committed version (or the version it asks with `FOR VERSION AS OF`), runs in the
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from lake_assets.storage.lake import Lake
 # DuckDB statement types a reader may run; everything else (COPY, ATTACH, INSTALL, LOAD, SET,
 # PRAGMA, CALL, CREATE, EXPORT, ...) is refused before it runs.
 _READS = {"SELECT", "EXPLAIN"}
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,12 @@ class Session:
         travelled = self._travel(statement) if statement.travel else {}
         if travelled:
             sql = self._rewrite_travel(statement, travelled)
-        try:
-            kinds = [s.type.name for s in self.cursor.extract_statements(sql)]
-        except duckdb.Error as exc:
-            raise LakeQueryError(_first_line(exc)) from None
+        kinds = self._kinds(sql)
+        if kinds == ["EXPLAIN"]:
+            # EXPLAIN ANALYZE runs what it explains (DROP TABLE too): only a SELECT may follow.
+            inner = _EXPLAIN.sub("", sql, count=1)
+            kinds = ["EXPLAIN"] if inner != sql and self._kinds(inner) == ["SELECT"] \
+                else ["EXPLAIN of a statement other than SELECT"]
         refused = [k for k in kinds if k not in _READS]
         if refused or len(kinds) != 1:
             what = refused[0] if refused else f"{len(kinds)} statements"
@@ -146,6 +150,13 @@ class Session:
         finally:
             for name in travelled.values():
                 self.cursor.unregister(name)
+
+    def _kinds(self, sql: str) -> list[str]:
+        """The DuckDB statement types of `sql`, by DuckDB's own parser."""
+        try:
+            return [s.type.name for s in self.cursor.extract_statements(sql)]
+        except duckdb.Error as exc:
+            raise LakeQueryError(_first_line(exc)) from None
 
     def _fetch(self, kind: str, sql: str, params: Sequence[object] | None) -> Result:
         self.cursor.execute(sql, list(params) if params else None)

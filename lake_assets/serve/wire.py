@@ -178,9 +178,11 @@ def split(session: Session, sql: str) -> list[str]:
     if not sql.strip():
         return []
     try:
-        return [s.query for s in session.cursor.extract_statements(sql)] or [sql]
+        texts = [s.query for s in session.cursor.extract_statements(sql)]
     except Exception:  # time travel and PostgreSQL-only syntax: one statement, parsed later
         return [sql]
+    # A statement DuckDB expands into several (PIVOT) has no text of its own: keep it whole.
+    return texts if texts and all(t.strip() for t in texts) else [sql]
 
 
 def named_client_first(message: str, user: str) -> str:

@@ -102,6 +102,9 @@ ESCAPES = [
     "DROP TABLE silver.visits",
     "EXPORT DATABASE '{root}/export'",
     "SELECT 1; DROP TABLE silver.visits",
+    "EXPLAIN ANALYZE DROP TABLE silver.visits",
+    "EXPLAIN ANALYZE CREATE TABLE silver.mine AS SELECT 1",
+    "PIVOT silver.visits ON unit",
 ]
 
 
@@ -111,6 +114,8 @@ def test_every_escape_is_denied_and_audited(connect: Connect, lake_root: Path) -
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             tenant.execute(escape.format(root=lake_root))
     assert not (lake_root / "leak.csv").exists()
+    plan = tenant.execute("EXPLAIN ANALYZE SELECT count(*) FROM silver.visits").fetchall()
+    assert plan  # EXPLAIN ANALYZE of a SELECT is allowed
     assert {r[0] for r in tenant.execute("SELECT DISTINCT facility_code FROM silver.visits")
             .fetchall()} == NORTHWIND  # nothing above changed what the tenant sees
 
