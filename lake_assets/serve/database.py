@@ -21,6 +21,7 @@ from lake_assets.catalog.statements import Statement, inspect
 from lake_assets.serve.loader import Loader
 from lake_assets.storage.delta import TableRef
 
+MEMORY_LIMIT = "2GB"  # per role database; DuckDB's default is 80% of the machine
 STATEMENT_CACHE = 512  # distinct SQL texts remembered per database
 # Client tools ask for these PostgreSQL functions on connect (psql's \dt, BI catalogs).
 _COMPAT_MACROS = (
@@ -35,7 +36,9 @@ _COMPAT_MACROS = (
 
 
 def _locked_database(threads: int) -> duckdb.DuckDBPyConnection:
+    # One role's runaway query stops at its own memory limit, not the machine's.
     return duckdb.connect(config={
+        "memory_limit": MEMORY_LIMIT,
         "enable_external_access": False,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
