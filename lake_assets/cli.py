@@ -86,20 +86,104 @@ def sql(
     as_of: Annotated[str | None, typer.Option("--as-of", help="read the tables as of this "
                                               "ISO-8601 time")] = None,
     limit: Annotated[int, typer.Option(help="print at most this many rows")] = 100,
+    user: Annotated[str | None, typer.Option(help="read as this user of access.yaml "
+                                                  "(default $LAKE_USER)")] = None,
 ) -> None:
-    """Run Spark SQL over the lake's Delta tables and print the result."""
+    """Run Spark SQL over the lake's Delta tables as a user, and print the result."""
     from pyspark.errors import AnalysisException  # Spark imports only for this command
 
     from lake_assets.api import query as run
 
     try:
-        frame = run(query, version=version, as_of=as_of)
+        frame = run(query, user=user, version=version, as_of=as_of)
         rows = [tuple(r) for r in frame.limit(limit + 1).collect()]
     except LakehouseError as exc:
         raise fail(exc) from None
     except AnalysisException as exc:  # a column or function Spark cannot resolve
         raise fail(LakeQueryError(str(exc).split("\n", 1)[0])) from None
     print_rows(frame.columns, rows[:limit], more=len(rows) > limit)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 5433,
+    tls_cert: Annotated[Path | None, typer.Option(envvar="LAKE_SERVE_TLS_CERT",
+                                                  help="PEM certificate: offer TLS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(envvar="LAKE_SERVE_TLS_KEY",
+                                                 help="PEM private key of the certificate")] = None,
+    engine: Annotated[str, typer.Option(help="duckdb (PostgreSQL protocol) or trino "
+                                             "(Trino's HTTP protocol, port 8080 by default)")]
+    = "duckdb",
+) -> None:
+    """Serve silver, gold (and bronze to raw roles) to PostgreSQL clients: psql, BI tools,
+    JDBC, psycopg; every read governed by access.yaml and audited. `--engine trino` serves
+    the same tables and policy from Trino instead."""
+    import logging
+
+    from lake_assets.serve.server import build_endpoint, serve_forever
+    from lake_assets.storage.lake import Lake
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if engine == "trino":
+        serve_trino(port if port != 5433 else 8080)
+        return
+    try:
+        endpoint = build_endpoint(Lake(), load_catalog(metadata_root()), host=host, port=port,
+                                  tls_cert=tls_cert, tls_key=tls_key)
+    except LakehouseError as exc:
+        raise fail(exc) from None
+    console.print(f"PostgreSQL endpoint on {host}:{port} (psql -h {host} -p {port} -U <user> "
+                  "lake)")
+    sys.stdout.flush()
+    serve_forever(endpoint)
+
+
+def serve_trino(port: int) -> None:
+    """Run Trino over the lake with the compiled policy until interrupted."""
+    import tempfile
+    import threading
+
+    from lake_assets.serve.trino import running_trino
+    from lake_assets.storage.lake import Lake
+
+    folder = Path(tempfile.mkdtemp(prefix="lake-trino-"))
+    try:
+        with running_trino(Lake(), load_catalog(metadata_root()), folder, port=port) as server:
+            console.print(f"Trino on {server.url}, catalog lake (trino --server {server.url} "
+                          "--user <user> --catalog lake)")
+            threading.Event().wait()
+    except LakehouseError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def audit(
+    table: Annotated[str | None, typer.Option(help="only reads of this table, e.g. "
+                                                   "silver.patients")] = None,
+    user: Annotated[str | None, typer.Option(help="only this principal")] = None,
+    days: Annotated[float, typer.Option(help="how far back, in days")] = 7.0,
+    denied: Annotated[bool, typer.Option(help="only denied attempts")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of rows")] = False,
+) -> None:
+    """Who read what: the audit log of every query and denied attempt, newest last."""
+    import datetime as dt
+
+    from lake_assets.serve.server import audit_log
+    from lake_assets.storage.lake import Lake
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    rows = audit_log(Lake()).read(since=since, table=table, principal=user).to_pylist()
+    rows = [r for r in rows if not (denied and r["allowed"])]
+    names = ["at", "principal", "role", "client", "path", "allowed", "rows", "tables", "sql",
+             "reason"]
+    if as_json:
+        typer.echo(json.dumps([{n: r[n] for n in names} for r in rows], default=str, indent=2))
+        return
+    print_rows(names, [[", ".join(r[n]) if n == "tables" else r[n] for n in names]
+                       for r in rows])
 
 
 @app.command("spark-server")
