@@ -20,7 +20,13 @@ from lake_assets.catalog.query import run_query
 from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
 from lake_assets.plan_command import register as register_plan
 from lake_assets.simulate.command import register as register_simulate
-from lake_assets.storage.spark import DEFAULT_CONNECT_PORT, connect_server_command, wait_for_port
+from lake_assets.storage.spark import (
+    DEFAULT_CONNECT_PORT,
+    REMOTE_VARIABLE,
+    connect_server_command,
+    local_connect_server,
+    wait_for_port,
+)
 
 app = typer.Typer(
     help="Healthcare lakehouse: metadata-driven Dagster assets on Spark and Delta Lake.",
@@ -94,6 +100,9 @@ def sql(
 
     from lake_assets.api import query as run
 
+    remote = local_connect_server()
+    if remote:  # `make run`'s shared server: no JVM to start for this one query
+        os.environ[REMOTE_VARIABLE] = remote
     try:
         frame = run(query, user=user, version=version, as_of=as_of)
         rows = [tuple(r) for r in frame.limit(limit + 1).collect()]
