@@ -260,11 +260,13 @@ def _mapping(feed: Feed) -> dg.PartitionMapping | None:
 
 def silver_schema_metadata(table: Table) -> dg.TableSchema:
     """Declared columns with their masked types and PHI tags, lineage, then merge columns."""
-    columns = [
-        dg.TableColumn(c.name, masked_type(c), c.description or None,
-                       tags={"phi": c.phi} if c.phi else None)
-        for c in table.columns
-    ]
+    columns = []
+    for c in table.columns:
+        columns.append(dg.TableColumn(c.name, masked_type(c), c.description or None,
+                                      tags={"phi": c.phi} if c.phi else None))
+        if c.precision_column is not None:
+            columns.append(dg.TableColumn(c.precision_column, "string",
+                                          f"precision {c.name} was sent with"))
     columns += [dg.TableColumn(name, kind.simpleString()) for name, kind in LINEAGE]
     if table.cdc == "scd1":
         columns.append(dg.TableColumn(SEQUENCE, "struct", "ordering of the current record"))

@@ -72,7 +72,7 @@ def prepare(bronze: DataFrame, table: Table, *, key: str, reference_year: int) -
     and member. `key` is the HMAC key for hashed columns; `reference_year` anchors `year_only`.
     """
     typed = bronze.select(
-        *[_cast(bronze, c.name, spark_type(c.type)) for c in table.columns],
+        *[_cast(bronze, name, kind) for name, kind in declared_columns(table)],
         *[_cast(bronze, name, kind) for name, kind in LINEAGE],
         _delete_flag(bronze, table).alias(DELETED),
     )
@@ -121,8 +121,8 @@ def with_deletes(changes: DataFrame, deletes: DataFrame, table: Table) -> DataFr
 def silver_schema(table: Table) -> StructType:
     """The schema of `silver/<table>`: masked declared columns, lineage, then `SEQUENCE` (SCD1)
     or the SCD2 history columns."""
-    fields = [StructField(c.name, spark_type(masked_type(c)))
-              for c in table.columns]
+    masked = {c.name: spark_type(masked_type(c)) for c in table.columns}
+    fields = [StructField(name, masked.get(name, kind)) for name, kind in declared_columns(table)]
     fields += [StructField(name, kind) for name, kind in LINEAGE]
     declared = {c.name: c.type for c in table.columns}
     if table.cdc == "scd1":
@@ -132,6 +132,17 @@ def silver_schema(table: Table) -> StructType:
         fields += [StructField("valid_from", kind), StructField("valid_to", kind),
                    StructField("is_current", BooleanType())]
     return StructType(fields)
+
+
+def declared_columns(table: Table) -> list[tuple[str, DataType]]:
+    """The declared columns with their Spark types, each `hl7` date or timestamp followed by its
+    precision column (a string)."""
+    columns: list[tuple[str, DataType]] = []
+    for column in table.columns:
+        columns.append((column.name, spark_type(column.type)))
+        if column.precision_column is not None:
+            columns.append((column.precision_column, StringType()))
+    return columns
 
 
 def _cast(df: DataFrame, name: str, kind: DataType) -> Column:
