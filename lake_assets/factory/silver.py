@@ -22,7 +22,6 @@ from pyspark.sql import functions as F
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Table
 from lake_assets.checks import daily_counts, history_window
-from lake_assets.errors import MetadataError, MetadataProblem
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.checks import table_check_specs
 from lake_assets.factory.partitions import DAILY
@@ -74,49 +73,17 @@ def deletes_table(name: str) -> str:
 
 
 def silver_sources(catalog: Catalog) -> list[SilverSource]:
-    """One source per table name, in catalog order; raises MetadataError for tables whose keys,
-    sequence or deletes cannot be merged once masked."""
+    """One source per table name, in catalog order. `load_catalog` has already judged that
+    the tables can be merged once masked (`catalog.table_rules`)."""
     grouped: dict[str, list[tuple[Feed, Table]]] = {}
     for feed in catalog.feeds:
         for table in feed.tables:
             grouped.setdefault(table.name, []).append((feed, table))
-    sources = [
+    return [
         SilverSource(pairs[0][1], tuple(f for f, _ in pairs),
                      tuple(catalog.file_of("feed", f.name) for f, _ in pairs))
         for pairs in grouped.values()
     ]
-    problems = [p for s in sources for p in _problems(s)]
-    if problems:
-        raise MetadataError(problems)
-    return sources
-
-
-def _problems(source: SilverSource) -> list[MetadataProblem]:
-    table, file = source.table, source.files[0]
-    where = f"tables[{table.name}]"
-    problems = []
-    if table.cdc != "append" and not table.sequence_by:
-        problems.append(MetadataProblem(file, f"{where}.sequence_by",
-                                        f"cdc {table.cdc} needs sequence_by to order records"))
-    if table.cdc == "append" and table.deletes is not None:
-        problems.append(MetadataProblem(file, f"{where}.deletes",
-                                        "deletes need cdc scd1 or scd2; append keeps every row"))
-    for column in table.columns:
-        role = _merge_role(table, column.name)
-        allowed = (None, "hash") if role == "key" else (None,)
-        if role is not None and column.phi not in allowed:
-            problems.append(MetadataProblem(
-                file, f"{where}.columns[{column.name}].phi",
-                f"{column.name!r} is used for merging ({role}); phi {column.phi} would merge "
-                "different records together; only keys may be tagged, and only with hash"))
-    return problems
-
-
-def _merge_role(table: Table, column: str) -> str | None:
-    if column in table.keys:
-        return "key"
-    deletes = table.deletes.column if table.deletes else None
-    return "ordering" if column in (table.sequence_by, deletes) else None
 
 
 def build_silver_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:

@@ -7,7 +7,7 @@ Tags (metadata `phi:`) and what silver stores instead of the raw value:
 | `hash` | lowercase hex HMAC-SHA256 of the value's text, keyed by secret `PHI_HMAC_KEY` | string |
 | `redact` | null | the declared type |
 | `year_only` | the year; years at least 90 before the reference year become that year | integer |
-| `zip3` | first 3 digits of a US ZIP (5 or 9 digits), "000" for low-population ones, or null | string |
+| `zip3` | first 3 digits of a 5- or 9-digit US ZIP, "000" if low-population, else null | string |
 | `age` | the age, 90 for 90 and over | the declared type |
 
 Hashing runs in an Arrow UDF rather than Spark's built-in `hmac`: the built-in takes the key as a

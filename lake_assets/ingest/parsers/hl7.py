@@ -10,7 +10,6 @@ kept verbatim as `{"ZPV": ["ZPV|..."]}`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake_assets.catalog.models import Feed
+from lake_assets.catalog.table_rules import HL7_PATH
 from lake_assets.errors import ColumnSourceError
 from lake_assets.ingest.parsers.hl7_text import (
     HL7_NULL,
@@ -37,7 +37,6 @@ from lake_assets.ingest.records import (
     to_json,
 )
 
-_PATH = re.compile(r"^([A-Z][A-Z0-9]{2})-([1-9]\d*)(?:\.([1-9]\d*))?(?:\.([1-9]\d*))?$")
 _ENVELOPE = frozenset({"FHS", "FTS", "BHS", "BTS"})
 _FRAMING = "\x0b\x1c"
 
@@ -104,7 +103,7 @@ def build_layout(feed: Feed) -> Layout:
 
 
 def _field_path(feed: Feed, table: str, column: str, source: str) -> FieldPath:
-    match = _PATH.match(source)
+    match = HL7_PATH.match(source)
     if not match:
         raise ColumnSourceError(
             f"feed {feed.name} table {table} column {column}: source {source!r} is not an HL7 "
