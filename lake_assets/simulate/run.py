@@ -113,7 +113,8 @@ def _land(
         if not state.copies[spec.resend_of]:
             del state.kept[spec.resend_of]
         path, _ = archive_path(kit.feed, original.truth.facility, now, spec.index + 1)
-        return BuiltArchive(path, original.data, original.truth.resent_as(path))
+        loaded = kit.feed.resend.action == "load"
+        return BuiltArchive(path, original.data, original.truth.resent_as(path, loaded=loaded))
     facility = state.facilities.get(spec.facility)
     if facility is None:
         facility = open_facility(spec.facility, seed=options.seed, pool=state.pool, now=now)
