@@ -29,6 +29,7 @@ _ABOUT = {
     "type": "declared type", "not_null": "not null", "range": "within range",
     "allowed": "one of the allowed values", "regex": "matches the pattern",
     "length": "length within bounds", "unique": "unique",
+    "conflict": "never shared by records of different content",
 }
 
 
@@ -126,6 +127,10 @@ def _group_result(
         metadata["samples"] = dg.MetadataValue.json(
             {r.name: list(tally.samples.get(r.name, ())) for r in broken})
         metadata["facilities"] = dg.MetadataValue.json(dict(ranked))
+        archives = {r.name: list(tally.archives[r.name])
+                    for r in broken if r.name in tally.archives}
+        if archives:
+            metadata["archives"] = dg.MetadataValue.json(archives)
     counts = ", ".join(f"{r.name} {tally.failing[r.name]}" for r in broken)
     return dg.AssetCheckResult(
         asset_key=asset_key,

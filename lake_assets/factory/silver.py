@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Table
 from lake_assets.checks import daily_counts, history_window
+from lake_assets.checks.rules import CONFLICT_RULE
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.checks import table_check_specs
 from lake_assets.factory.partitions import DAILY
@@ -35,10 +36,11 @@ from lake_assets.ingest.cdc import (
     SEQUENCE,
     delete_keys,
     drop_deleted,
+    latest,
     merge_keys,
     merge_sequence,
-    prepare,
     tombstones,
+    typed_changes,
     with_deletes,
 )
 from lake_assets.ingest.mask import HMAC_SECRET, masked_type
@@ -167,25 +169,41 @@ def update_silver(lake: Lake, source: SilverSource, *, date: str) -> SilverDay:
     counts = daily_counts(bronze, date_column=ARRIVAL, first=first, last=day) if row_count \
         else {}
     arrived = bronze.where(F.col(ARRIVAL) == F.lit(day))
-    changes = prepare(arrived, table, key=get_secret(HMAC_SECRET), reference_year=day.year)
-    changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
+    typed = typed_changes(arrived, table, key=get_secret(HMAC_SECRET), reference_year=day.year)
+    cached = [typed.persist(StorageLevel.MEMORY_AND_DISK)]
+    changes = latest(typed, table)
+    cached.append(changes.persist(StorageLevel.MEMORY_AND_DISK))
     try:
         totals = changes.agg(F.count(F.lit(1)), F.sum(F.col(DELETED).cast("int"))).first()
         rows, deletes = (totals[0], totals[1] or 0) if totals else (0, 0)
         found: dict[str, object] = {"changes": rows, "deletes": deletes}
-        checks = check_changes(lake, table, changes, counts=counts)
+        checks = check_changes(lake, table, changes, counts=counts, typed=typed)
         if rows == 0 or checks.failed:
             return SilverDay(found, checks)
-        if table.deletes is not None:
-            changes = _keep_deletes(lake, changes, table, new_deletes=deletes > 0)
-        result = lake.merge(
-            changes, table=silver_key(table.name).path, keys=merge_keys(table),
-            sequence_by=merge_sequence(table), delete_when=F.col(DELETED),
-            drop_columns=[DELETED], scd2=Scd2() if table.cdc == "scd2" else None,
-        )
-        return SilverDay(found | result.as_metadata(), checks)
+        if checks.held_back is not None:
+            # on_conflict: quarantine_both. The records stay in bronze; the check names them.
+            kept = typed.join(checks.held_back, on=list(checks.held_back.columns),
+                              how="left_anti")
+            changes = latest(kept, table)
+            found["held_back_conflicts"] = checks.tally.failing.get(CONFLICT_RULE, 0)
+        result = _merge(lake, table, changes, new_deletes=deletes > 0)
+        return SilverDay(found | result, checks)
     finally:
-        changes.unpersist()
+        for frame in cached:
+            frame.unpersist()
+
+
+def _merge(lake: Lake, table: Table, changes: DataFrame, *, new_deletes: bool
+           ) -> dict[str, object]:
+    """Merge `changes` into `silver/<table>` by its CDC mode; returns the merge's metadata."""
+    if table.deletes is not None:
+        changes = _keep_deletes(lake, changes, table, new_deletes=new_deletes)
+    result = lake.merge(
+        changes, table=silver_key(table.name).path, keys=merge_keys(table),
+        sequence_by=merge_sequence(table), delete_when=F.col(DELETED),
+        drop_columns=[DELETED], scd2=Scd2() if table.cdc == "scd2" else None,
+    )
+    return result.as_metadata()
 
 
 def _arrivals(lake: Lake, source: SilverSource, *, first: dt.date, last: dt.date
