@@ -73,7 +73,7 @@ def adt_stream(request: StreamRequest) -> Iterator[list[Context]]:
         when = min(when + step * rng.uniform(0.5, 1.5), now)
         context = adt_event(facility, when.replace(microsecond=0))
         context["facility_code"] = facility.code
-        context["message_id"] = f"{facility.code}{facility.next_id('message'):010d}"
+        context["message_id"] = f"{facility.code}{facility.tag}{facility.next_id('message'):010d}"
         if rng.random() < request.late_rate:
             facility.held.setdefault(request.feed, []).append(context)
             continue
@@ -90,13 +90,14 @@ def lab_stream(request: StreamRequest) -> Iterator[list[Context]]:
             continue
         visit = facility.any_visit(now)
         base = {**facility.visit_context(visit), "facility_code": facility.code}
-        base["order_id"] = f"O{facility.index:05d}{facility.next_id('order'):07d}"
+        base["order_id"] = f"O{facility.index:05d}{facility.tag}{facility.next_id('order'):07d}"
         collected = now - timedelta(minutes=rng.randint(20, 360))
         batch = []
         for test in rng.sample(LAB_TESTS, rng.randint(1, 6)):
             resulted = min(collected + timedelta(minutes=rng.randint(10, 180)), now)
             context = {**base, **_result(test, rng), "collected_at": collected}
-            context["result_id"] = f"R{facility.index:05d}{facility.next_id('result'):08d}"
+            number = facility.next_id("result")
+            context["result_id"] = f"R{facility.index:05d}{facility.tag}{number:08d}"
             context["resulted_at"] = resulted
             context["status"] = "F" if rng.random() < FINAL_RATE else "P"
             facility.results.append(context)

@@ -120,6 +120,42 @@ def _adt_messages(catalog: Catalog, landing: Path, truth: list) -> list[dict[str
     return messages
 
 
+def _identifiers(catalog: Catalog, landing: Path, truth: list) -> dict[str, set[str]]:
+    """Message ids, visit numbers and MRNs of the ADT messages of a run."""
+    messages = _adt_messages(catalog, landing, truth)
+    ids = {"visit": {m["visit"] for m in messages}, "mrn": {m["mrn"] for m in messages}}
+    feed = catalog.feed("adt_events")
+    ids["message"] = {
+        message.split("\r")[0].split("|")[9]
+        for record in truth if record.feed == "adt_events" and not record.resent_of
+        for _, data in members(feed, (landing / record.archive).read_bytes())
+        for message in filter(None, data.decode().split("\r\n"))
+    }
+    return ids
+
+
+def test_identifiers_never_repeat_across_runs_seeds_or_start_times(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """`make run` lands a backfill and then a live run: their records must never share ids."""
+    runs = {
+        "backfill": {"seed": 7},
+        "other seed": {"seed": 0},
+        "later start": {"seed": 7, "start": datetime(2025, 3, 1, 9, tzinfo=UTC)},
+        "again": {"seed": 7},
+    }
+    found = {}
+    for name, changes in runs.items():
+        _, _, truth = run_simulation(tmp_path / name.replace(" ", "_"), catalog, rate=60,
+                                     facilities=2, feeds=("adt_events",), **changes)
+        found[name] = _identifiers(catalog, tmp_path / name.replace(" ", "_") / "landing",
+                                   truth)
+    for kind in ("message", "visit", "mrn"):
+        assert found["backfill"][kind] == found["again"][kind]  # a run repeats exactly
+        for other in ("other seed", "later start"):
+            assert found["backfill"][kind].isdisjoint(found[other][kind]), (kind, other)
+
+
 def test_patients_stay_consistent_across_feeds_and_over_time(
     catalog: Catalog, tmp_path: Path
 ) -> None:
