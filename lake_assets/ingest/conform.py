@@ -89,7 +89,7 @@ def _bad_records(
         )
         for item in checked
     }
-    values = {c.column.source_or_name: c.raw.take(rows).to_pylist() for c in checked}
+    values = {",".join(c.column.sources): c.raw.take(rows).to_pylist() for c in checked}
     failures = {item.column.name: _failure(item.column) for item in checked}
     floors = {item.column.name: f"is before {item.column.floor.isoformat()} (not_before)"
               for item in checked}
