@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -64,6 +65,8 @@ class Facility:
     results: deque[Context] = field(default_factory=lambda: deque(maxlen=200))
     held: dict[str, list[Context]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    snapshots: dict[datetime, array] = field(default_factory=dict)
+    """Recent bed-board snapshots by time (see `streams.census_stream`)."""
     tag: str = ""
     """The run's tag, part of every identifier, so two runs never reuse one (`run_tag`)."""
 

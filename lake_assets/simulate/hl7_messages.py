@@ -128,7 +128,8 @@ def _spoiled(column: Column, spoiled: set[Slot], token: str, cells: dict[Slot, i
 
 def _context_text(value: object) -> str:
     if isinstance(value, datetime):
-        return value.strftime(_TS)
+        fraction = f".{value.microsecond // 100:04d}" if value.microsecond else ""
+        return value.strftime(_TS) + fraction
     return "" if value is None else str(value)
 
 

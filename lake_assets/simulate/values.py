@@ -85,7 +85,10 @@ def format_value(column: Column, value: object) -> str:
         if kind == "timestamp" and not isinstance(value, datetime):
             value = datetime(value.year, value.month, value.day)
         fmt = column.format or DEFAULT_FORMATS[kind]
-        return value.strftime(NAMED_LAYOUTS.get((fmt, kind), fmt))
+        text = value.strftime(NAMED_LAYOUTS.get((fmt, kind), fmt))
+        if fmt == "hl7" and kind == "timestamp" and getattr(value, "microsecond", 0):
+            text += f".{value.microsecond // 100:04d}"  # DTM's finest: 1/10,000 s
+        return text
     if kind == "boolean" and isinstance(value, bool):
         return "true" if value else "false"
     if kind == "double" and isinstance(value, float):
