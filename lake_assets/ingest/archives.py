@@ -159,6 +159,9 @@ def member_tables(feed: Feed, name: str) -> tuple[Table, ...]:
     """The tables whose member pattern matches `name` (case-insensitive glob on the full
     name); none for a member that is not a data file."""
     lowered = name.lower()
+    if not any(t.member_pattern for t in feed.tables):  # the usual feed: one pattern
+        matched = fnmatch.fnmatchcase(lowered, feed.format.member_pattern.lower())
+        return feed.tables if matched else ()
     return tuple(t for t in feed.tables
                  if fnmatch.fnmatchcase(lowered, _pattern(feed, t).lower()))
 

@@ -194,8 +194,7 @@ class _Columnar:
             read = {table.selector: segments.take(pa.array(rows, pa.int64()))}
             for name in table.segments[1:]:
                 read[name] = segments.take(_first_in_message(where(name), message, rows))
-            columns = {name: _first_filled([_cut(read[path.segment], path) for path in paths])
-                       for name, paths in table.paths}
+            columns = {name: _first_filled(read, paths) for name, paths in table.paths}
             tables[table.name] = RawTable(
                 columns=columns,
                 unknown=[unknown.get(m) for m in message[rows]] if unknown else [None] * len(rows),
@@ -369,11 +368,15 @@ def _first_value(found: Fields, occurrence: list[str], selector: str,
     return first
 
 
-def _first_filled(values: list[pa.Array]) -> pa.Array:
-    """Row by row, the first non-empty of `values`; else "" when one is present, else null."""
-    result = values[0]
-    for other in values[1:]:
+def _first_filled(read: dict[str, pa.Array], paths: tuple[FieldPath, ...]) -> pa.Array:
+    """Row by row, the value of the first path that is non-empty; else "" when one is present,
+    else null. A later path is cut only when an earlier one left a row empty."""
+    result = _cut(read[paths[0].segment], paths[0])
+    for path in paths[1:]:
         empty = pc.fill_null(pc.equal(result, ""), True)
+        if not pc.any(empty).as_py():
+            break
+        other = _cut(read[path.segment], path)
         better = pc.and_(empty, pc.fill_null(pc.not_equal(other, ""), False))
         result = pc.if_else(better, other, pc.coalesce(result, other))
     return result
