@@ -68,12 +68,6 @@ class Skipped(NamedTuple):
     reason: str
 
 
-class _Stored(NamedTuple):
-    """A member as the zip's central directory records it."""
-
-    encryption: Encryption
-    name: str
-    utf8: bool
 
 
 @dataclass
@@ -85,6 +79,8 @@ class _Budget:
     compressed: int
     streamed: int = 0
     members: int = 0
+    patterns: tuple[str, ...] = ()
+    """Every member pattern of the feed, lower-cased."""
 
     def count_member(self) -> None:
         self.members += 1
@@ -130,7 +126,8 @@ def iter_members(
     reason `empty`, `corrupt`, `truncated`, `wrong_password` or `too_large`; members yielded
     before a rejection must be discarded by the caller.
     """
-    budget = _Budget(feed=feed, path=path, compressed=len(data))
+    patterns = tuple(pattern.lower() for pattern in member_patterns(feed))
+    budget = _Budget(feed=feed, path=path, compressed=len(data), patterns=patterns)
     if not data:
         budget.reject("empty", "the archive has zero bytes")
     passed = skipped if skipped is not None else []
@@ -176,7 +173,8 @@ def _pattern(feed: Feed, table: Table) -> str:
 
 
 def _data_or_skip(budget: _Budget, name: str, skipped: list[Skipped]) -> bool:
-    if is_data_member(budget.feed, name):
+    lowered = name.lower()
+    if any(fnmatch.fnmatchcase(lowered, pattern) for pattern in budget.patterns):
         return True
     skipped.append(Skipped(name, "pattern"))
     return False
@@ -241,9 +239,10 @@ def _zip_members(budget: _Budget, data: bytes, password: str | None,
                 index += 1
                 budget.count_member()
                 stored = directory[index - 1] if index <= len(directory) else None
-                current = stored.encryption if stored else unknown
+                current = _encryption(stored) if stored else unknown
                 name = _member_name(entry)
-                label = name if name is not None else (stored.name if stored else f"#{index}")
+                label = name if name is not None else (
+                    stored.orig_filename if stored else f"#{index}")
                 if entry.isdir or not entry.isreg:
                     skipped.append(Skipped(label, "directory" if entry.isdir else "not_a_file"))
                     continue
@@ -261,17 +260,18 @@ def _zip_members(budget: _Budget, data: bytes, password: str | None,
         budget.reject(reason, message if not index else f"member #{index}: {message}")
 
 
-def _name_problem(name: str | None, stored: _Stored | None, index: int) -> str | None:
+def _name_problem(name: str | None, stored: zipfile.ZipInfo | None, index: int) -> str | None:
     """Why member `index`'s name cannot be trusted, or None: libarchive could not read it, or
     read it other than the central directory records it (not merely decoded another way)."""
     if name is None:
         return f"member #{index}: its name cannot be read"
-    if stored is None:
+    if stored is None or name == stored.orig_filename:
         return None
-    if "\x00" in stored.name:
+    if "\x00" in stored.orig_filename:
         return f"member #{index}: its stored name holds a NUL byte and was read cut short"
     read = name.replace("\\", "/")
-    raw = stored.name.encode("utf-8" if stored.utf8 else "cp437")
+    utf8 = bool(stored.flag_bits & _UTF8_FLAG)
+    raw = stored.orig_filename.encode("utf-8" if utf8 else "cp437")
     for codec in ("utf-8", "cp437", "latin-1"):
         try:
             if raw.decode(codec).replace("\\", "/") == read:
@@ -281,7 +281,12 @@ def _name_problem(name: str | None, stored: _Stored | None, index: int) -> str |
     return f"member #{index}: its name was read other than the zip directory records it"
 
 
-def _zip_directory(budget: _Budget, data: bytes) -> list[_Stored]:
+def _encryption(stored: zipfile.ZipInfo) -> Encryption:
+    return Encryption(bool(stored.flag_bits & _ENCRYPTED_FLAG),
+                      stored.compress_type == _AES_METHOD)
+
+
+def _zip_directory(budget: _Budget, data: bytes) -> list[zipfile.ZipInfo]:
     """Each member's encryption and stored name in central-directory order (libarchive's order
     when it reads a whole zip), from zipfile's reading of the directory (zip64 too); empty when
     the directory is damaged, so libarchive's reading decides.
@@ -292,10 +297,7 @@ def _zip_directory(budget: _Budget, data: bytes) -> list[_Stored]:
         budget.reject("corrupt", "not a zip archive")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return [_Stored(Encryption(bool(info.flag_bits & _ENCRYPTED_FLAG),
-                                       info.compress_type == _AES_METHOD),
-                            info.orig_filename, bool(info.flag_bits & _UTF8_FLAG))
-                    for info in archive.infolist()]
+            return archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         if not zipfile.is_zipfile(io.BytesIO(data)):
             budget.reject("truncated", "the zip ends early: no end-of-central-directory record")

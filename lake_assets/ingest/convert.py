@@ -155,14 +155,15 @@ def _strptime(column: Column, values: pa.Array, target: pa.DataType) -> pa.Array
 
 
 def _numeric_fast_path(values: pa.Array, fmt: str) -> tuple[pa.Array, pa.Array] | None:
-    """Zero-padded numeric formats (%Y %m %d %H %M %S, each once): values are settled when they
-    have the exact layout and Arrow did not roll them over (Feb 30 into March, second 60 into
-    the next minute), checked by comparing the parsed day and second with the digits sent."""
+    """Zero-padded numeric formats (%Y %m %d %H %M %S, each once): values (already matched to
+    the format's exact layout) are settled when Arrow did not roll them over (Feb 30 into
+    March, second 60 into the next minute), checked by comparing the parsed day and second
+    with the digits sent."""
     layout = _fixed_layout(fmt)
     if layout is None:
         return None
-    pattern, offsets = layout
-    matched = pc.match_substring_regex(values, pattern)
+    _, offsets = layout
+    matched = pc.is_valid(values)
     parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
     settled = matched
     for code, extract in (("d", pc.day), ("S", pc.second)):

@@ -47,21 +47,28 @@ def parse_hl7(values: pa.Array, *, kind: str, target: pa.DataType) -> Parsed:
     """
     parts = pc.extract_regex(values, _HL7)
     digits = pc.struct_field(parts, "digits")
-    fraction = _blank_to_null(pc.struct_field(parts, "fraction"))
-    zone = _blank_to_null(pc.struct_field(parts, "zone"))
     length = pc.utf8_length(digits)
     step = pc.divide(pc.subtract(length, 4), 2)
     padded = pc.binary_join_element_wise(digits, pc.take(_HL7_FILL, step), "")
-    local = _exact_seconds(padded, _SECONDS, day_at=6, clock_at=8)
-    # A fraction belongs to seconds only.
-    local = _null_where(pc.and_(pc.is_valid(fraction), pc.not_equal(length, 14)), local)
-    precision = pc.take(pa.array(PRECISIONS, pa.string()),
-                        pc.add(step, pc.fill_null(pc.utf8_length(fraction), 0)))
+    local = _exact_seconds(padded, _SECONDS, day_at=6, second_at=12)
+    # Most feeds send neither fractions nor offsets: their arithmetic is skipped then.
+    fraction = _sent(pc.struct_field(parts, "fraction"))
+    zone = _sent(pc.struct_field(parts, "zone"))
+    digits_sent = step
+    if fraction is not None:
+        # A fraction belongs to seconds only.
+        local = _null_where(pc.and_(pc.is_valid(fraction), pc.not_equal(length, 14)), local)
+        digits_sent = pc.add(step, pc.fill_null(pc.utf8_length(fraction), 0))
+    precision = pc.take(pa.array(PRECISIONS, pa.string()), digits_sent)
+    offset = _hl7_offset(zone) if zone is not None else None
     if kind == "date":
-        bad_zone = pc.and_(pc.is_valid(zone), pc.is_null(_hl7_offset(zone)))
-        typed = _null_where(bad_zone, pc.cast(local, pa.date32()))
+        typed = pc.cast(local, pa.date32())
+        if zone is not None:
+            typed = _null_where(pc.and_(pc.is_valid(zone), pc.is_null(offset)), typed)
     else:
-        typed = _to_utc(_plus_fraction(local, fraction), zone, _hl7_offset(zone), target)
+        if fraction is not None:
+            local = _plus_fraction(local, fraction)
+        typed = pc.cast(local, target) if zone is None else _to_utc(local, zone, offset, target)
     return Parsed(typed, _null_where(pc.is_null(typed), precision))
 
 
@@ -80,7 +87,7 @@ def parse_iso8601(values: pa.Array, *, kind: str, target: pa.DataType) -> Parsed
     clock = pc.if_else(pc.equal(pc.utf8_length(clock), 5),
                        pc.binary_join_element_wise(clock, ":00", ""), clock)
     text = pc.binary_join_element_wise(pc.struct_field(parts, "day"), clock, "T")
-    local = _exact_seconds(text, "%Y-%m-%dT%H:%M:%S", day_at=8, clock_at=11, separated=True)
+    local = _exact_seconds(text, "%Y-%m-%dT%H:%M:%S", day_at=8, second_at=17)
     fraction = _blank_to_null(pc.struct_field(parts, "fraction"))
     finer = pc.utf8_slice_codeunits(fraction, 6, 9)
     local = _null_where(pc.fill_null(pc.match_substring_regex(finer, "[1-9]"), False), local)
@@ -98,17 +105,13 @@ def before(values: pa.Array, floor: date) -> pa.Array:
     return pc.fill_null(pc.less(values, limit), False)
 
 
-def _exact_seconds(text: pa.Array, fmt: str, *, day_at: int, clock_at: int | None = None,
-                   separated: bool = False) -> pa.Array:
-    """`text` parsed by `fmt` (seconds resolution), null where Arrow would roll a value over
-    (Feb 30 into March, 24:00 or second 60 into the next day or minute): the parsed day, hour,
-    minute and second must be the digits that were sent."""
+def _exact_seconds(text: pa.Array, fmt: str, *, day_at: int, second_at: int | None = None
+                   ) -> pa.Array:
+    """`text` parsed by `fmt` (seconds resolution), null where Arrow rolled a value over: it
+    reads Feb 30 as March 1 and second 60 as the next minute (hour 24 and minute 60 it
+    rejects), so the parsed day and second must be the digits that were sent."""
     parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
-    checks = [(pc.day, day_at)]
-    if clock_at is not None:
-        width = 3 if separated else 2
-        checks += [(pc.hour, clock_at), (pc.minute, clock_at + width),
-                   (pc.second, clock_at + 2 * width)]
+    checks = [(pc.day, day_at)] + ([(pc.second, second_at)] if second_at is not None else [])
     same = pc.is_valid(parsed)
     for extract, at in checks:
         sent = pc.cast(pc.utf8_slice_codeunits(text, at, at + 2), pa.int64())
@@ -151,6 +154,12 @@ def _to_utc(local: pa.Array, zone: pa.Array, offset: pa.Array, target: pa.DataTy
     shift = pc.cast(pc.fill_null(offset, 0), pa.duration("us"))
     utc = pc.cast(pc.subtract(local, shift), target)
     return _null_where(pc.and_(pc.is_valid(zone), pc.is_null(offset)), utc)
+
+
+def _sent(values: pa.Array) -> pa.Array | None:
+    """An optional group's values, null where absent; None when no row has it."""
+    values = _blank_to_null(values)
+    return None if values.null_count == len(values) else values
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:
