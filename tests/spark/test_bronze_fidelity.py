@@ -8,10 +8,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from deltalake import DeltaTable
-from lake_assets.resources import DeltaLake
 
 from lake_assets.catalog.models import Feed
 from lake_assets.factory.bronze import build_bronze_assets
+from lake_assets.resources import DeltaLake
 from lake_assets.storage.lake import Lake
 from tests.conftest import project_instance
 from tests.unit.ingest_builders import LAB_ROW, feed, lab_csv, plain_zip, with_archive
