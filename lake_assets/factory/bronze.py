@@ -12,7 +12,12 @@ from pydantic import Field
 from lake_assets.catalog.models import Feed
 from lake_assets.checks import CheckTally
 from lake_assets.errors import BronzeRunError
-from lake_assets.factory.checks import check_results, drift_result, table_check_specs
+from lake_assets.factory.checks import (
+    check_results,
+    drift_check_spec,
+    drift_result,
+    table_check_specs,
+)
 from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
 from lake_assets.factory.report import BatchReport, manifest_rows
 from lake_assets.factory.specs import bronze_key, build_bronze_specs
@@ -50,7 +55,8 @@ def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
         name=f"bronze__{feed.name}",
         specs=build_bronze_specs(feed, source_file=source_file),
         check_specs=[spec for table in feed.tables
-                     for spec in table_check_specs(bronze_key(feed, table), table, partitions)],
+                     for spec in [*table_check_specs(bronze_key(feed, table), table, partitions),
+                                  drift_check_spec(bronze_key(feed, table), partitions)]],
         partitions_def=partitions,
         # Outputs become optional: a replayed batch that is already loaded reports no checks.
         can_subset=True,
