@@ -41,8 +41,12 @@ setup: system $(STAMP)
 
 run: setup
 	$(BIN)/lakehouse validate metadata
+	@# The backfill covers the two hours before this one; the live dripper goes on from now,
+	@# so the two runs never describe the same bed at the same time.
 	$(BIN)/lakehouse simulate --facilities 10 --hours 2 --rate 40 --faults 0.05 \
-	    --size-scale 0.05 --seed 7 --quiet
+	    --size-scale 0.05 --seed 7 --quiet --start "$$($(BIN)/python -c 'import datetime as d; \
+	    n = d.datetime.now(d.UTC).replace(minute=0, second=0, microsecond=0); \
+	    print((n - d.timedelta(hours=2)).isoformat())')"
 	@echo "Spark Connect on sc://127.0.0.1:$(SPARK_CONNECT_PORT), shared by every run (log: $(DAGSTER_HOME)/spark-connect.log)"
 	@$(BIN)/lakehouse spark-server --port $(SPARK_CONNECT_PORT) > $(DAGSTER_HOME)/spark-connect.log 2>&1 & \
 	  server=$$!; \

@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from lake_assets.catalog.formats import (
+    DEFAULT_NOT_BEFORE,
+    HL7,
+    is_named,
+    precision_column,
+    strict_pattern,
+)
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
@@ -27,6 +35,8 @@ EvolutionMode = Literal["rescue", "fail", "add_columns"]
 PartitionDim = Literal["date", "facility"]
 Severity = Literal["warn", "error"]
 RowAction = Literal["keep", "quarantine", "fail"]
+ConflictAction = Literal["keep_latest", "quarantine_both", "fail"]
+ResendAction = Literal["skip", "load"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -102,12 +112,19 @@ class Column(Model):
 
     name: Name
     type: ColumnType = "string"
-    source: str | None = Field(
+    source: str | tuple[str, ...] | None = Field(
         default=None,
-        description="CSV header, XPath relative to the record, or HL7 field path like PID-5.1; "
-        "defaults to the column name",
+        description="CSV header, XPath relative to the record, or HL7 field path like PID-5.1 "
+        "(HL7 may list several paths: the first non-empty one wins); defaults to the column name",
     )
-    format: str | None = Field(default=None, description="strptime format for date/timestamp")
+    format: str | None = Field(
+        default=None,
+        description="date/timestamp format: `hl7` (DTM/TS, any precision, optional offset), "
+        "`iso8601`, or strptime with fixed-width directives",
+    )
+    not_before: date | None = Field(
+        default=None, description="earlier dates and timestamps are bad values (default 1850-01-01)"
+    )
     nullable: bool = True
     description: str = ""
     phi: PhiTag | None = None
@@ -122,10 +139,39 @@ class Column(Model):
             raise ValueError(f"checks.{text[0]} applies to string columns, not {self.type}")
         return self
 
+    @model_validator(mode="after")
+    def _format_fits_type(self) -> Column:
+        temporal = self.type in ("date", "timestamp")
+        for key in ("format", "not_before"):
+            if getattr(self, key) is not None and not temporal:
+                raise ValueError(f"{key} applies to date and timestamp columns, not {self.type}")
+        if self.format is not None and not is_named(self.format):
+            strict_pattern(self.format)  # raises ValueError naming an unsupported directive
+        if isinstance(self.source, tuple) and not self.source:
+            raise ValueError("source lists no path")
+        return self
+
     @property
     def source_or_name(self) -> str:
-        """The source field, falling back to the column name."""
-        return self.source or self.name
+        """The (first) source field, falling back to the column name."""
+        return self.sources[0]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every source path in order of preference; the column name when none is given."""
+        if self.source is None:
+            return (self.name,)
+        return (self.source,) if isinstance(self.source, str) else self.source
+
+    @property
+    def floor(self) -> date:
+        """The earliest date or timestamp accepted."""
+        return self.not_before or DEFAULT_NOT_BEFORE
+
+    @property
+    def precision_column(self) -> str | None:
+        """The sibling column keeping each value's sent precision (`hl7` format), or None."""
+        return precision_column(self.name) if self.format == HL7 else None
 
 
 class Reference(Model):
@@ -149,6 +195,11 @@ class TableChecks(Model):
 
     row_count: RowCountCheck | None = None
     references: tuple[Reference, ...] = ()
+    on_conflict: ConflictAction = Field(
+        default="keep_latest",
+        description="records sharing a key (and sequence_by) with different content: keep the "
+        "latest and report, quarantine both, or fail the run",
+    )
     severity: Severity = "warn"
     blocking: bool = False
 
@@ -167,6 +218,10 @@ class Table(Model):
     description: str = ""
     selector: str | None = Field(
         default=None, description="XPath of the record element (XML) or segment id (HL7)"
+    )
+    member_pattern: str | None = Field(
+        default=None, description="glob of the archive members this table reads (default: the "
+        "feed's format.member_pattern); lets one archive carry files of several tables",
     )
     keys: tuple[str, ...] = ()
     sequence_by: str | None = None
@@ -251,6 +306,17 @@ class BatchLimits(Model):
     max_bytes: ByteSize = 1_000_000_000
 
 
+class Resend(Model):
+    """What to do with an archive whose bytes (SHA-256) match an archive already committed."""
+
+    action: ResendAction = Field(
+        default="skip", description="skip: record it as resent_of the original, load nothing"
+    )
+    within: Duration = Field(
+        default=timedelta(days=30), description="how far back committed archives are compared"
+    )
+
+
 class Freshness(Model):
     """SLA windows: warn after one, fail after the other."""
 
@@ -317,6 +383,7 @@ class Feed(Model):
     encoding: str = "utf-8"
     landing: Landing
     batch: BatchLimits = BatchLimits()
+    resend: Resend = Resend()
     partitions: tuple[PartitionDim, ...] = ("date",)
     freshness: Freshness
     silence_after: Duration | None = Field(

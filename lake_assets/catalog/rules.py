@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lake_assets.catalog.catalog import Catalog
+from lake_assets.catalog.lineage import projection_inputs
 from lake_assets.catalog.models import Feed, Table
-from lake_assets.errors import MetadataProblem
+from lake_assets.catalog.table_rules import table_problems
+from lake_assets.errors import MetadataError, MetadataProblem
 
 
 def cross_file_problems(
@@ -28,10 +30,20 @@ def cross_file_problems(
         _maintenance_columns,
     ]
     if complete:
-        checks.append(_table_references)
+        checks += [_table_references, _projection_sql]
     if owners:
         checks.append(_unknown_owners)
-    return [problem for check in checks for problem in check(catalog)]
+    return [problem for check in checks for problem in check(catalog)] + table_problems(catalog)
+
+
+def _projection_sql(catalog: Catalog) -> Iterator[MetadataProblem]:
+    """SQL that parses, reads known silver and gold tables only, and has no cycle."""
+    if not all(catalog.sql_path(p).is_file() for p in catalog.projections):
+        return  # _projection_files names them
+    try:
+        projection_inputs(catalog)
+    except MetadataError as exc:
+        yield from exc.problems
 
 
 def _unknown_owners(catalog: Catalog) -> Iterator[MetadataProblem]:

@@ -27,6 +27,11 @@ Public API (stable; the bronze asset calls the first four on its executors and d
         batch on the executors (mapInArrow), one JSON row per task; uniqueness over the whole
         frame by a group-by count in the same action.
 
+    find_conflicts(changes, stored, rule) -> Conflicts
+        Records sharing their identity (keys, plus sequence_by for scd) with a record of other
+        content, among `changes` or in the table they merge into: a tally of `keys.conflict`
+        (masked identities, the archives involved) and the identities, lazily.
+
     missing_references(df, target, *, column, to_column, phi) -> ReferenceCount
     daily_counts(df, *, date_column, first, last) -> dict[date, int]
     judge_row_count(check: RowCountCheck, *, day, counts) -> RowCountVerdict
@@ -34,7 +39,14 @@ Public API (stable; the bronze asset calls the first four on its executors and d
     silent_facilities(cadences, *, now) -> list[FacilityCadence]
 """
 
-from lake_assets.checks.frames import ReferenceCount, daily_counts, missing_references, tally_frame
+from lake_assets.checks.frames import (
+    Conflicts,
+    ReferenceCount,
+    daily_counts,
+    find_conflicts,
+    missing_references,
+    tally_frame,
+)
 from lake_assets.checks.row_count import RowCountVerdict, history_window, judge_row_count
 from lake_assets.checks.rows import RowVerdict, evaluate_rows
 from lake_assets.checks.rules import Rule, TableRules, compile_rules
@@ -49,6 +61,7 @@ __all__ = [
     "MASK",
     "SAMPLE_SIZE",
     "CheckTally",
+    "Conflicts",
     "FacilityCadence",
     "ReferenceCount",
     "RowCountVerdict",
@@ -59,6 +72,7 @@ __all__ = [
     "daily_counts",
     "evaluate_rows",
     "facility_cadences",
+    "find_conflicts",
     "history_window",
     "judge_row_count",
     "missing_references",

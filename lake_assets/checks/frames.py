@@ -20,13 +20,17 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake_assets.checks.rows import evaluate_rows
-from lake_assets.checks.rules import Rule, TableRules
-from lake_assets.checks.tally import SAMPLE_SIZE, CheckTally, sample_text
+from lake_assets.checks.rules import ARCHIVE_COLUMN, Rule, TableRules
+from lake_assets.checks.tally import MAX_ARCHIVES, SAMPLE_SIZE, CheckTally, sample_text
 
 TALLY_SCHEMA = "tally string"
 _COUNT = "_lake_count"
 _FOUND = "_lake_found"
 _VALUE = "_lake_value"
+_DIGEST = "_lake_digest"
+_VERSIONS = "_lake_versions"
+_NEW = "_lake_new"
+_ARCHIVE = "_lake_archives"
 
 
 def tally_frame(df: DataFrame, rules: TableRules) -> CheckTally:
@@ -78,6 +82,62 @@ def _duplicates(df: DataFrame, rule: Rule) -> DataFrame:
         yield pa.record_batch([pa.array([tally.to_json()], pa.string())], names=["tally"])
 
     return repeated.mapInArrow(duplicates_task, TALLY_SCHEMA)
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    """What `find_conflicts` found: a tally of the `keys.conflict` rule, and the identities in
+    conflict (a lazy DataFrame of the rule's columns) for a caller that holds them back."""
+
+    tally: CheckTally
+    identities: DataFrame
+
+
+def find_conflicts(changes: DataFrame, stored: DataFrame | None, rule: Rule) -> Conflicts:
+    """Records of `changes` whose identity (`rule.columns`) is shared by a record of other
+    content (`rule.content`), among `changes` or in `stored` (the table they merge into).
+
+    The tally counts the records of `changes` in conflict, with masked identities and the
+    archives involved (theirs and the stored records'). Two Spark jobs over the conflicting
+    identities only, which are few.
+    """
+    identity = list(rule.columns)
+    content = [c for c in rule.content if c in changes.columns]
+    present = reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in identity])
+    incoming = _fingerprinted(changes.where(present), identity, content, incoming=True)
+    parts = incoming
+    if stored is not None and all(c in stored.columns for c in [*identity, *content]):
+        mine = stored.join(incoming.select(*identity).distinct(), on=identity, how="left_semi")
+        parts = incoming.unionByName(_fingerprinted(mine, identity, content, incoming=False))
+    groups = parts.groupBy(*identity).agg(
+        F.countDistinct(_DIGEST).alias(_VERSIONS),
+        F.sum(F.col(_NEW).cast("long")).alias(_COUNT),
+        F.slice(F.array_sort(F.collect_set(_ARCHIVE)), 1, MAX_ARCHIVES).alias(_ARCHIVE),
+    )
+    conflicting = groups.where((F.col(_VERSIONS) > 1) & (F.col(_COUNT) > 0))
+    # Bounded: one row, then SAMPLE_SIZE rows.
+    total = conflicting.agg(F.sum(_COUNT)).first()
+    records = int(total[0] or 0) if total else 0
+    if not records:
+        return Conflicts(CheckTally(), conflicting.select(*identity))
+    sampled = conflicting.limit(SAMPLE_SIZE).collect()
+    samples = tuple(dict.fromkeys(
+        "|".join(sample_text(row[c], phi=rule.phi) for c in identity) for row in sampled))
+    archives = tuple(dict.fromkeys(a for row in sampled for a in row[_ARCHIVE] or ()))
+    tally = CheckTally(
+        failing={rule.name: records}, failing_by_check={rule.check: records},
+        samples={rule.name: samples}, archives={rule.name: archives[:MAX_ARCHIVES]},
+    )
+    return Conflicts(tally, conflicting.select(*identity))
+
+
+def _fingerprinted(df: DataFrame, identity: list[str], content: list[str], *,
+                   incoming: bool) -> DataFrame:
+    digest = F.md5(F.to_json(F.struct(*[F.col(c) for c in content]))) if content \
+        else F.lit("")
+    archive = F.col(ARCHIVE_COLUMN) if ARCHIVE_COLUMN in df.columns else F.lit(None)
+    return df.select(*identity, digest.alias(_DIGEST), archive.cast("string").alias(_ARCHIVE),
+                     F.lit(incoming).alias(_NEW))
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,14 @@ import pyarrow as pa
 import pyarrow.types as pat
 from pandera.errors import SchemaErrors
 
-from lake_assets.checks.rules import Rule, TableRules
-from lake_assets.checks.tally import MAX_FACILITIES, SAMPLE_SIZE, CheckTally, sample_text
+from lake_assets.checks.rules import ARCHIVE_COLUMN, Rule, TableRules
+from lake_assets.checks.tally import (
+    MAX_ARCHIVES,
+    MAX_FACILITIES,
+    SAMPLE_SIZE,
+    CheckTally,
+    sample_text,
+)
 from lake_assets.errors import CheckEvaluationError
 
 _FAMILIES = {
@@ -76,7 +82,7 @@ def evaluate_rows(
     broken |= frame_broken
     samples |= frame_samples
     return RowVerdict(
-        tally=_tally(rules, table, broken, samples),
+        tally=_tally(rules, table, broken, samples, _archives(rules, table, broken)),
         reasons=_reasons(rules, broken, table.num_rows),
         failed=tuple(r.name for r in rules.rules
                      if r.action == "fail" and len(broken.get(r.name, ()))),
@@ -107,7 +113,8 @@ def _pandera_failures(
     if not rules:
         return {}, {}
     keys = [r for r in rules if r.kind == "unique"]
-    groups = [c for c in within if c in table.column_names] if keys else []
+    conflicts = [r for r in rules if r.kind == "conflict"]
+    groups = [c for c in within if c in table.column_names] if keys or conflicts else []
     needed = list(dict.fromkeys([c for r in rules for c in r.columns] + groups))
     frame = table.select(needed).to_pandas(types_mapper=pd.ArrowDtype)
     # Repeated values are found with pandas directly: Pandera reports a multi-column `unique`
@@ -122,13 +129,54 @@ def _pandera_failures(
         repeats = np.flatnonzero(frame.duplicated(subset=subset, keep="first") & compared)
         if len(repeats):
             broken[rule.name] = repeats.astype(np.int64)
-    others = [r for r in rules if r not in keys]
+    for rule in conflicts:
+        positions = _conflicting(rule, table, frame, groups)
+        if len(positions):
+            broken[rule.name] = positions
+    others = [r for r in rules if r not in keys and r not in conflicts]
     for rule, positions in _validate(name, others, frame).items():
         broken[rule] = np.union1d(broken.get(rule, ()), positions).astype(np.int64)
     named = {r.name: r for r in rules}
     samples = {rule: _samples(named[rule], frame, positions)
                for rule, positions in broken.items()}
     return broken, samples
+
+
+def _conflicting(rule: Rule, table: pa.Table, frame: pd.DataFrame, groups: list[str]
+                 ) -> np.ndarray:
+    """Rows sharing `rule.columns` (within `groups`) with a row of other content: every row
+    of such an identity, since none of them is known to be the right one. Only rows whose
+    identity repeats are compared, so the usual batch costs one `duplicated`."""
+    subset = list(dict.fromkeys([*rule.columns, *groups]))
+    compared = frame[list(rule.columns)].notna().all(axis=1)
+    shared = np.flatnonzero(frame.duplicated(subset=subset, keep=False) & compared)
+    if not len(shared):
+        return np.zeros(0, dtype=np.int64)
+    taken = pa.array(shared, pa.int64())
+    content = [c for c in rule.content if c in table.column_names]
+    identities = list(zip(*(table.column(c).take(taken).to_pylist() for c in subset),
+                          strict=True))
+    contents = list(zip(*(table.column(c).take(taken).to_pylist() for c in content),
+                        strict=True)) if content else [()] * len(shared)
+    distinct: dict[tuple, set[tuple]] = {}
+    for identity, values in zip(identities, contents, strict=True):
+        distinct.setdefault(identity, set()).add(values)
+    return np.asarray([p for p, identity in zip(shared, identities, strict=True)
+                       if len(distinct[identity]) > 1], dtype=np.int64)
+
+
+def _archives(rules: TableRules, table: pa.Table, broken: dict[str, np.ndarray]
+              ) -> dict[str, tuple[str, ...]]:
+    """The archives of the rows breaking each conflict rule."""
+    if ARCHIVE_COLUMN not in table.column_names:
+        return {}
+    found = {}
+    for rule in rules.rules:
+        positions = broken.get(rule.name)
+        if rule.kind == "conflict" and positions is not None and len(positions):
+            paths = table.column(ARCHIVE_COLUMN).take(pa.array(positions, pa.int64()))
+            found[rule.name] = tuple(dict.fromkeys(map(str, paths.to_pylist())))[:MAX_ARCHIVES]
+    return found
 
 
 def _validate(name: str, rules: list[Rule], frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -214,7 +262,8 @@ def _samples(rule: Rule, frame: pd.DataFrame, positions: np.ndarray) -> tuple[st
 
 
 def _tally(rules: TableRules, table: pa.Table, broken: dict[str, np.ndarray],
-           samples: dict[str, tuple[str, ...]]) -> CheckTally:
+           samples: dict[str, tuple[str, ...]], archives: dict[str, tuple[str, ...]]
+           ) -> CheckTally:
     by_check: dict[str, np.ndarray] = {}
     for name, positions in broken.items():
         check = rules.rule(name).check
@@ -232,6 +281,7 @@ def _tally(rules: TableRules, table: pa.Table, broken: dict[str, np.ndarray],
         failing_by_check={c: len(p) for c, p in by_check.items() if len(p)},
         samples={name: s for name, s in samples.items() if len(broken.get(name, ()))},
         facilities={c: f for c, f in facilities.items() if f},
+        archives=archives,
     )
 
 

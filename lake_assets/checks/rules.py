@@ -2,7 +2,8 @@
 
 A rule is named `<column>.<kind>` (`status.allowed`, `mrn.not_null`) or `keys.unique`, and
 reports under one Dagster check per group: `schema` (declared types), `<column>_valid` (the
-column's nullability, value rules and uniqueness) and `keys_unique`.
+column's nullability, value rules and uniqueness), `keys_unique` (the same record twice) and
+`keys_conflict` (records that share their identity but differ in content).
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from lake_assets.catalog.models import Column, ColumnType, RowAction, Severity, 
 from lake_assets.ingest.mask import masked_type
 
 Layer = Literal["bronze", "silver"]
-RuleKind = Literal["type", "not_null", "range", "allowed", "regex", "length", "unique"]
+RuleKind = Literal["type", "not_null", "range", "allowed", "regex", "length", "unique",
+                   "conflict"]
 
 SCHEMA_CHECK = "schema"
 KEYS_CHECK = "keys_unique"
 KEYS_RULE = "keys.unique"
+CONFLICT_CHECK = "keys_conflict"
+CONFLICT_RULE = "keys.conflict"
+_CONFLICT_ACTIONS: dict[str, RowAction] = {
+    "keep_latest": "keep", "quarantine_both": "quarantine", "fail": "fail"}
 FACILITY_COLUMN = "_facility_id"
+ARCHIVE_COLUMN = "_source_archive"
 # Silver stores these masks instead of the raw value, so rules on the raw value cannot apply.
 _VALUE_CHANGING = ("hash", "redact", "year_only", "zip3")
 # Masks that merge distinct values (or blank them), so uniqueness cannot apply either.
@@ -46,6 +53,8 @@ class Rule:
     high: float | None = None
     values: tuple[str, ...] = ()
     pattern: str | None = None
+    content: tuple[str, ...] = ()
+    """What a conflict compares: the columns besides `columns` (kind `conflict`)."""
 
 
 @dataclass(frozen=True)
@@ -78,13 +87,19 @@ class TableRules:
         raise KeyError(f"table {self.table} has no rule {name!r}")
 
     def without_uniqueness(self) -> TableRules:
-        """The same rules minus the uniqueness ones, which need all rows at once."""
-        return replace(self, rules=tuple(r for r in self.rules if r.kind != "unique"))
+        """The same rules minus uniqueness and conflicts, which need all rows at once."""
+        return replace(self, rules=tuple(r for r in self.rules
+                                         if r.kind not in ("unique", "conflict")))
 
     @property
     def uniqueness(self) -> tuple[Rule, ...]:
         """The uniqueness rules."""
         return tuple(r for r in self.rules if r.kind == "unique")
+
+    @property
+    def conflict(self) -> Rule | None:
+        """The `keys.conflict` rule, for tables with keys."""
+        return next((r for r in self.rules if r.kind == "conflict"), None)
 
 
 def column_check(column: str) -> str:
@@ -115,7 +130,25 @@ def compile_rules(table: Table, *, layer: Layer = "bronze") -> TableRules:
             severity=table.checks.severity, blocking=table.checks.blocking, action="keep",
             phi=phi,
         ))
+    if table.keys:
+        rules.append(conflict_rule(table))
     return TableRules(table=table.name, rules=tuple(rules))
+
+
+def conflict_rule(table: Table) -> Rule:
+    """`keys.conflict`: records with the same identity and different content. The identity is
+    the keys, plus `sequence_by` for scd1 and scd2 (a newer sequence is an update, not a
+    conflict); an append table keeps one record per key, so a second one differing in content
+    would be dropped unseen. The action comes from `checks.on_conflict`."""
+    identity = (*table.keys,) if table.cdc == "append" or not table.sequence_by \
+        else tuple(dict.fromkeys([*table.keys, table.sequence_by]))
+    content = tuple(c.name for c in table.columns if c.name not in identity)
+    return Rule(
+        name=CONFLICT_RULE, check=CONFLICT_CHECK, kind="conflict", columns=identity,
+        severity=table.checks.severity, blocking=table.checks.blocking,
+        action=_CONFLICT_ACTIONS[table.checks.on_conflict],
+        phi=any(_phi(table.column(k)) for k in identity), content=content,
+    )
 
 
 def _key_columns(table: Table) -> tuple[str, ...]:

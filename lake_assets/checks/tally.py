@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 SAMPLE_SIZE = 5
 MAX_FACILITIES = 20
+MAX_ARCHIVES = 20
 MASK = "***"
 _MAX_TEXT = 40
 
@@ -35,7 +36,8 @@ class CheckTally:
     `failing` counts rows breaking each rule; `failing_by_check` counts rows breaking any rule
     of a check (uniqueness counted separately is added, so it can exceed distinct rows);
     `samples` holds at most SAMPLE_SIZE masked values per rule; `facilities` counts failing
-    rows per facility and check, keeping the MAX_FACILITIES largest when merged.
+    rows per facility and check, keeping the MAX_FACILITIES largest when merged; `archives`
+    names up to MAX_ARCHIVES archives involved per rule (conflicts span archives).
     """
 
     rows: int = 0
@@ -43,6 +45,7 @@ class CheckTally:
     failing_by_check: Mapping[str, int] = field(default_factory=dict)
     samples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     facilities: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    archives: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def merge(self, other: CheckTally) -> CheckTally:
         """Both tallies summed; samples and facility counts stay capped."""
@@ -55,12 +58,18 @@ class CheckTally:
                             + Counter(other.facilities.get(check, {})))
             for check in {**self.facilities, **other.facilities}
         }
+        archives = {
+            rule: tuple(dict.fromkeys((*self.archives.get(rule, ()),
+                                       *other.archives.get(rule, ()))))[:MAX_ARCHIVES]
+            for rule in {**self.archives, **other.archives}
+        }
         return CheckTally(
             rows=self.rows + other.rows,
             failing=_add(self.failing, other.failing),
             failing_by_check=_add(self.failing_by_check, other.failing_by_check),
             samples=samples,
             facilities=facilities,
+            archives=archives,
         )
 
     @staticmethod
@@ -79,6 +88,7 @@ class CheckTally:
             "failing_by_check": dict(self.failing_by_check),
             "samples": {rule: list(values) for rule, values in self.samples.items()},
             "facilities": {check: dict(counts) for check, counts in self.facilities.items()},
+            "archives": {rule: list(paths) for rule, paths in self.archives.items()},
         }, separators=(",", ":"), sort_keys=True)
 
     @staticmethod
@@ -93,6 +103,8 @@ class CheckTally:
                 samples={str(k): tuple(map(str, v)) for k, v in data["samples"].items()},
                 facilities={str(k): {str(f): int(n) for f, n in v.items()}
                             for k, v in data["facilities"].items()},
+                archives={str(k): tuple(map(str, v))
+                          for k, v in data.get("archives", {}).items()},
             )
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a check tally: {exc}") from exc

@@ -3,7 +3,7 @@
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -12,7 +12,12 @@ from pydantic import Field
 from lake_assets.catalog.models import Feed
 from lake_assets.checks import CheckTally
 from lake_assets.errors import BronzeRunError
-from lake_assets.factory.checks import check_results, table_check_specs
+from lake_assets.factory.checks import (
+    check_results,
+    drift_check_spec,
+    drift_result,
+    table_check_specs,
+)
 from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
 from lake_assets.factory.report import BatchReport, manifest_rows
 from lake_assets.factory.specs import bronze_key, build_bronze_specs
@@ -50,7 +55,8 @@ def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
         name=f"bronze__{feed.name}",
         specs=build_bronze_specs(feed, source_file=source_file),
         check_specs=[spec for table in feed.tables
-                     for spec in table_check_specs(bronze_key(feed, table), table, partitions)],
+                     for spec in [*table_check_specs(bronze_key(feed, table), table, partitions),
+                                  drift_check_spec(bronze_key(feed, table), partitions)]],
         partitions_def=partitions,
         # Outputs become optional: a replayed batch that is already loaded reports no checks.
         can_subset=True,
@@ -94,7 +100,7 @@ def ingest(
     started = time.monotonic()
     report = _load(context, feed, lake, zone, archives, batch_id=batch_id, rerun=rerun,
                    slice_=_slice(date, facilities))
-    checks = _check_results(feed, report.checks, facilities)
+    checks = _check_results(feed, report, facilities)
     if report.failed_rules:
         yield from checks
         broken = "; ".join(f"{t}: {', '.join(sorted(r))}" for t, r in report.failed_rules.items())
@@ -113,17 +119,17 @@ def ingest(
 
 
 def _check_results(
-    feed: Feed, tallies: dict[str, CheckTally], facilities: list[str] | None
+    feed: Feed, report: BatchReport, facilities: list[str] | None
 ) -> list[dg.AssetCheckResult]:
-    """Each table's check results; a table with no good rows this batch passes them all."""
+    """Each table's check results; a table with no good rows this batch passes its row rules."""
     named = facilities[0] if facilities is not None and len(facilities) == 1 else None
-    return [
-        result
-        for table in feed.tables
-        for result in check_results(bronze_key(feed, table), table,
-                                    tallies.get(table.name) or CheckTally(),
-                                    facility=named)
-    ]
+    results = []
+    for table in feed.tables:
+        key = bronze_key(feed, table)
+        results += check_results(key, table, report.checks.get(table.name) or CheckTally(),
+                                 facility=named)
+        results.append(drift_result(key, table, report.archives))
+    return results
 
 
 def _run_partitions(
@@ -154,7 +160,11 @@ def _batch_archives(
 ) -> list[BatchArchive]:
     if config.archives:
         located = [(path, locate(feed, path)) for path in config.archives]
-        return [BatchArchive(path, 0, loc[2], loc[0]) for path, loc in located]
+        # Sizes from one listing per arrival hour: tasks keep same-size archives together, so
+        # a re-send within the batch is seen (`batch.deal`).
+        sizes = {a.path: a.size for day, hour in sorted({(loc[0], loc[1]) for _, loc in located})
+                 for a in zone.archives(feed, day, hour)}
+        return [BatchArchive(path, sizes.get(path, 0), loc[2], loc[0]) for path, loc in located]
     wanted = set(facilities) if facilities is not None else None
     return [
         BatchArchive(a.path, a.size, a.facility, a.arrival_date)
@@ -185,6 +195,7 @@ def _load(
         password=get_secret(secret) if secret else None,
         ingested_at=now,
     )
+    spec = replace(spec, committed=_committed(feed, lake, archives, rerun=rerun, slice_=slice_))
     plans = _plans(feed, lake, batch_id=batch_id, rerun=rerun, slice_=slice_)
     outcome = load_batch(lake.session, spec, {o: p.spec for o, p in plans.items()})
     context.log.info(f"{feed.name} batch {batch_id}: read {len(outcome.archives)} archives, "
@@ -208,6 +219,19 @@ def _load(
     finally:
         _discard(plans, outcome, pending)  # what could not commit leaves no files behind
     return report
+
+
+def _committed(feed: Feed, lake: Lake, archives: list[BatchArchive], *, rerun: bool,
+               slice_: list[tuple]) -> dict[str, str]:
+    """SHA-256 -> path of the feed's archives committed within `resend.within` of the batch's
+    arrival date, except those of a slice this run replaces."""
+    if not archives:
+        return {}
+    day = date.fromisoformat(archives[0].arrival_date)
+    since = day - timedelta(days=feed.resend.within.days)
+    facilities = next((list(v) for c, _, v in slice_ if c == "_facility_id"), None)
+    replaced = (day.isoformat(), facilities) if rerun else None
+    return lake.manifest().digests(feed.name, since=since, replaced=replaced)
 
 
 def _discard(

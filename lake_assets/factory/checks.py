@@ -7,7 +7,9 @@ Every number sits under a stable key (`failing_rows`, `total_rows`, one per rule
 
 from __future__ import annotations
 
+import json
 import warnings
+from typing import Any
 
 import dagster as dg
 
@@ -22,10 +24,12 @@ from lake_assets.checks import (
 from lake_assets.checks.rules import SCHEMA_CHECK, Layer
 
 ROW_COUNT_CHECK = "row_count"
+SCHEMA_DRIFT_CHECK = "schema_drift"
 _ABOUT = {
     "type": "declared type", "not_null": "not null", "range": "within range",
     "allowed": "one of the allowed values", "regex": "matches the pattern",
     "length": "length within bounds", "unique": "unique",
+    "conflict": "never shared by records of different content",
 }
 
 
@@ -119,6 +123,10 @@ def _group_result(
         metadata["samples"] = dg.MetadataValue.json(
             {r.name: list(tally.samples.get(r.name, ())) for r in broken})
         metadata["facilities"] = dg.MetadataValue.json(dict(ranked))
+        archives = {r.name: list(tally.archives[r.name])
+                    for r in broken if r.name in tally.archives}
+        if archives:
+            metadata["archives"] = dg.MetadataValue.json(archives)
     counts = ", ".join(f"{r.name} {tally.failing[r.name]}" for r in broken)
     return dg.AssetCheckResult(
         asset_key=asset_key,
@@ -128,6 +136,48 @@ def _group_result(
         metadata=metadata,
         description=f"{failing} of {tally.rows} rows fail: {counts}" if broken
         else f"{tally.rows} rows pass",
+    )
+
+
+def drift_check_spec(asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None
+                     ) -> dg.AssetCheckSpec:
+    """`schema_drift` of a bronze table, judged from its archives (`drift_result`)."""
+    with warnings.catch_warnings():  # partitioned checks are a preview in 1.13
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            SCHEMA_DRIFT_CHECK, asset=asset_key, partitions_def=partitions_def,
+            description="Every data file carries every declared column and no undeclared "
+            "field; counts the archives and facilities that drift.")
+
+
+def drift_result(asset_key: dg.AssetKey, table: Table, archives: list[dict[str, Any]]
+                 ) -> dg.AssetCheckResult:
+    """The `schema_drift` result: per declared column, how many archives and facilities lacked
+    it, and per undeclared field, how many carried it (from the archives' summaries)."""
+    found: dict[str, dict[str, tuple[set[str], set[str]]]] = {"missing": {}, "undeclared": {}}
+    drifting = 0
+    for archive in archives:
+        drift = json.loads(archive.get("schema_drift") or "{}").get(table.name)
+        drifting += bool(drift)
+        for kind, names in (drift or {}).items():
+            for name in names:
+                paths, facilities = found[kind].setdefault(name, (set(), set()))
+                paths.add(archive["path"])
+                facilities.add(archive["facility"])
+    counts = {kind: {name: {"archives": len(p), "facilities": len(f)}
+                     for name, (p, f) in sorted(names.items())}
+              for kind, names in found.items()}
+    parts = [f"{name} missing from {c['archives']} archives of {c['facilities']} facilities"
+             for name, c in counts["missing"].items()]
+    parts += [f"undeclared {name} in {c['archives']} archives of {c['facilities']} facilities"
+              for name, c in counts["undeclared"].items()]
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name=SCHEMA_DRIFT_CHECK, passed=not parts,
+        severity=_level(table.checks.severity),
+        metadata={"drifting_archives": drifting, "total_archives": len(archives),
+                  "missing_columns": dg.MetadataValue.json(counts["missing"]),
+                  "undeclared_fields": dg.MetadataValue.json(counts["undeclared"])},
+        description="; ".join(parts) if parts else f"{len(archives)} archives as declared",
     )
 
 

@@ -31,9 +31,11 @@ class BatchReport:
 
     def results(self, feed: Feed, *, seconds: float) -> Iterator[dg.MaterializeResult]:
         """One MaterializeResult per table of the feed."""
-        quarantined = Counter(a["reason"] for a in self.archives if a["status"] != "loaded")
+        quarantined = Counter(a["reason"] for a in self.archives if a["status"] == "quarantined")
         members = sum(a["members"] or 0 for a in self.archives)
         size = sum(a["size"] or 0 for a in self.archives)
+        skipped = Counter(m["reason"] for a in self.archives
+                          for m in json.loads(a.get("skipped_members") or "[]"))
         for table in feed.tables:
             bronze = self.writes[("bronze", table.name)]
             rows = sum(json.loads(a["rows_by_table"]).get(table.name, 0) for a in self.archives)
@@ -48,6 +50,14 @@ class BatchReport:
                     "quarantined_archives_by_reason": dict(quarantined),
                     "quarantined_rows": sum(bad.values()),
                     "quarantined_rows_by_reason": bad,
+                    "quarantined_members": sum(a.get("members_quarantined") or 0
+                                               for a in self.archives),
+                    "skipped_members": sum(skipped.values()),
+                    "skipped_members_by_reason": dict(skipped),
+                    "resent_archives": sum(a["status"] == "resent" for a in self.archives),
+                    "schema_drift_archives": sum(
+                        table.name in json.loads(a.get("schema_drift") or "{}")
+                        for a in self.archives),
                     "bytes": size,
                     "duration_s": round(seconds, 2),
                     "rows_per_s": round(rows / seconds, 1) if seconds else 0.0,
@@ -81,6 +91,12 @@ def manifest_rows(
             message=a["message"],
             ingested_at=ingested_at,
             committed_at=committed_at,
+            members_loaded=a.get("members_loaded"),
+            members_skipped=a.get("members_skipped"),
+            skipped_members=a.get("skipped_members"),
+            members_quarantined=a.get("members_quarantined"),
+            schema_drift=a.get("schema_drift"),
+            resent_of=a.get("resent_of"),
         )
         for a in archives
     ]

@@ -22,7 +22,7 @@ from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Table
 from lake_assets.catalog.versions import silver_version
 from lake_assets.checks import daily_counts, history_window
-from lake_assets.errors import MetadataError, MetadataProblem
+from lake_assets.checks.rules import CONFLICT_RULE
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.checks import table_check_specs
 from lake_assets.factory.partitions import DAILY
@@ -36,10 +36,11 @@ from lake_assets.ingest.cdc import (
     SEQUENCE,
     delete_keys,
     drop_deleted,
+    latest,
     merge_keys,
     merge_sequence,
-    prepare,
     tombstones,
+    typed_changes,
     with_deletes,
 )
 from lake_assets.ingest.mask import HMAC_SECRET, masked_type
@@ -74,49 +75,17 @@ def deletes_table(name: str) -> str:
 
 
 def silver_sources(catalog: Catalog) -> list[SilverSource]:
-    """One source per table name, in catalog order; raises MetadataError for tables whose keys,
-    sequence or deletes cannot be merged once masked."""
+    """One source per table name, in catalog order. `load_catalog` has already judged that
+    the tables can be merged once masked (`catalog.table_rules`)."""
     grouped: dict[str, list[tuple[Feed, Table]]] = {}
     for feed in catalog.feeds:
         for table in feed.tables:
             grouped.setdefault(table.name, []).append((feed, table))
-    sources = [
+    return [
         SilverSource(pairs[0][1], tuple(f for f, _ in pairs),
                      tuple(catalog.file_of("feed", f.name) for f, _ in pairs))
         for pairs in grouped.values()
     ]
-    problems = [p for s in sources for p in _problems(s)]
-    if problems:
-        raise MetadataError(problems)
-    return sources
-
-
-def _problems(source: SilverSource) -> list[MetadataProblem]:
-    table, file = source.table, source.files[0]
-    where = f"tables[{table.name}]"
-    problems = []
-    if table.cdc != "append" and not table.sequence_by:
-        problems.append(MetadataProblem(file, f"{where}.sequence_by",
-                                        f"cdc {table.cdc} needs sequence_by to order records"))
-    if table.cdc == "append" and table.deletes is not None:
-        problems.append(MetadataProblem(file, f"{where}.deletes",
-                                        "deletes need cdc scd1 or scd2; append keeps every row"))
-    for column in table.columns:
-        role = _merge_role(table, column.name)
-        allowed = (None, "hash") if role == "key" else (None,)
-        if role is not None and column.phi not in allowed:
-            problems.append(MetadataProblem(
-                file, f"{where}.columns[{column.name}].phi",
-                f"{column.name!r} is used for merging ({role}); phi {column.phi} would merge "
-                "different records together; only keys may be tagged, and only with hash"))
-    return problems
-
-
-def _merge_role(table: Table, column: str) -> str | None:
-    if column in table.keys:
-        return "key"
-    deletes = table.deletes.column if table.deletes else None
-    return "ordering" if column in (table.sequence_by, deletes) else None
 
 
 def build_silver_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
@@ -200,25 +169,41 @@ def update_silver(lake: Lake, source: SilverSource, *, date: str) -> SilverDay:
     counts = daily_counts(bronze, date_column=ARRIVAL, first=first, last=day) if row_count \
         else {}
     arrived = bronze.where(F.col(ARRIVAL) == F.lit(day))
-    changes = prepare(arrived, table, key=get_secret(HMAC_SECRET), reference_year=day.year)
-    changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
+    typed = typed_changes(arrived, table, key=get_secret(HMAC_SECRET), reference_year=day.year)
+    cached = [typed.persist(StorageLevel.MEMORY_AND_DISK)]
+    changes = latest(typed, table)
+    cached.append(changes.persist(StorageLevel.MEMORY_AND_DISK))
     try:
         totals = changes.agg(F.count(F.lit(1)), F.sum(F.col(DELETED).cast("int"))).first()
         rows, deletes = (totals[0], totals[1] or 0) if totals else (0, 0)
         found: dict[str, object] = {"changes": rows, "deletes": deletes}
-        checks = check_changes(lake, table, changes, counts=counts)
+        checks = check_changes(lake, table, changes, counts=counts, typed=typed)
         if rows == 0 or checks.failed:
             return SilverDay(found, checks)
-        if table.deletes is not None:
-            changes = _keep_deletes(lake, changes, table, new_deletes=deletes > 0)
-        result = lake.merge(
-            changes, table=silver_key(table.name).path, keys=merge_keys(table),
-            sequence_by=merge_sequence(table), delete_when=F.col(DELETED),
-            drop_columns=[DELETED], scd2=Scd2() if table.cdc == "scd2" else None,
-        )
-        return SilverDay(found | result.as_metadata(), checks)
+        if checks.held_back is not None:
+            # on_conflict: quarantine_both. The records stay in bronze; the check names them.
+            kept = typed.join(checks.held_back, on=list(checks.held_back.columns),
+                              how="left_anti")
+            changes = latest(kept, table)
+            found["held_back_conflicts"] = checks.tally.failing.get(CONFLICT_RULE, 0)
+        result = _merge(lake, table, changes, new_deletes=deletes > 0)
+        return SilverDay(found | result, checks)
     finally:
-        changes.unpersist()
+        for frame in cached:
+            frame.unpersist()
+
+
+def _merge(lake: Lake, table: Table, changes: DataFrame, *, new_deletes: bool
+           ) -> dict[str, object]:
+    """Merge `changes` into `silver/<table>` by its CDC mode; returns the merge's metadata."""
+    if table.deletes is not None:
+        changes = _keep_deletes(lake, changes, table, new_deletes=new_deletes)
+    result = lake.merge(
+        changes, table=silver_key(table.name).path, keys=merge_keys(table),
+        sequence_by=merge_sequence(table), delete_when=F.col(DELETED),
+        drop_columns=[DELETED], scd2=Scd2() if table.cdc == "scd2" else None,
+    )
+    return result.as_metadata()
 
 
 def _arrivals(lake: Lake, source: SilverSource, *, first: dt.date, last: dt.date
@@ -260,11 +245,13 @@ def _mapping(feed: Feed) -> dg.PartitionMapping | None:
 
 def silver_schema_metadata(table: Table) -> dg.TableSchema:
     """Declared columns with their masked types and PHI tags, lineage, then merge columns."""
-    columns = [
-        dg.TableColumn(c.name, masked_type(c), c.description or None,
-                       tags={"phi": c.phi} if c.phi else None)
-        for c in table.columns
-    ]
+    columns = []
+    for c in table.columns:
+        columns.append(dg.TableColumn(c.name, masked_type(c), c.description or None,
+                                      tags={"phi": c.phi} if c.phi else None))
+        if c.precision_column is not None:
+            columns.append(dg.TableColumn(c.precision_column, "string",
+                                          f"precision {c.name} was sent with"))
     columns += [dg.TableColumn(name, kind.simpleString()) for name, kind in LINEAGE]
     if table.cdc == "scd1":
         columns.append(dg.TableColumn(SEQUENCE, "struct", "ordering of the current record"))

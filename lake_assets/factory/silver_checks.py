@@ -1,8 +1,10 @@
 """Checks of one silver day, run on the day's changes before they merge: the table's row rules
 (masked values, as silver stores them), its references and its row count.
 
-Quarantine is bronze's job: here a `quarantine` rule only reports. A `fail` rule that breaks
-stops the merge, and the asset fails after reporting its checks.
+Quarantine is bronze's job: here a `quarantine` rule only reports, except conflicts: with
+`on_conflict: quarantine_both` the day's records of a conflicting identity are kept out of the
+merge (they stay in bronze). A `fail` rule that breaks stops the merge, and the asset fails
+after reporting its checks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lake_assets.checks import (
     CheckTally,
     ReferenceCount,
     compile_rules,
+    find_conflicts,
     judge_row_count,
     missing_references,
     tally_frame,
@@ -44,6 +47,8 @@ class DayChecks:
     references: tuple[ReferenceFinding, ...] = ()
     counts: Mapping[dt.date, int] = field(default_factory=dict)
     failed: tuple[str, ...] = ()
+    held_back: DataFrame | None = None
+    """Identities in conflict that `on_conflict: quarantine_both` keeps out of the merge."""
 
     @property
     def failing_rows(self) -> int:
@@ -53,14 +58,24 @@ class DayChecks:
 
 
 def check_changes(
-    lake: Lake, table: Table, changes: DataFrame, *, counts: Mapping[dt.date, int]
+    lake: Lake, table: Table, changes: DataFrame, *, counts: Mapping[dt.date, int],
+    typed: DataFrame | None = None,
 ) -> DayChecks:
-    """Evaluate `table`'s silver rules and references on `changes` (one job each).
+    """Evaluate `table`'s silver rules and references on `changes` (one job each), and
+    conflicts among `typed` (the day's rows before one was kept per key) and the silver table.
 
     `counts` are the bronze rows per arrival date that the row-count check judges.
     """
     rules = compile_rules(table, layer="silver")
     tally = tally_frame(changes, rules)
+    held_back = None
+    if rules.conflict is not None and typed is not None:
+        path = ["silver", table.name]
+        conflicts = find_conflicts(typed, lake.read(path) if lake.exists(path) else None,
+                                   rules.conflict)
+        tally = tally.merge(conflicts.tally)
+        if rules.conflict.action == "quarantine" and conflicts.tally.failing:
+            held_back = conflicts.identities
     findings = []
     for ref in table.checks.references:
         target_key = ["silver", ref.table]
@@ -74,7 +89,8 @@ def check_changes(
         findings.append(ReferenceFinding(ref, count, exists))
     failed = tuple(r.name for r in rules.rules
                    if r.action == "fail" and tally.failing.get(r.name, 0))
-    return DayChecks(tally=tally, references=tuple(findings), counts=counts, failed=failed)
+    return DayChecks(tally=tally, references=tuple(findings), counts=counts, failed=failed,
+                     held_back=held_back)
 
 
 def day_results(

@@ -44,9 +44,16 @@ def _column(column: Column) -> dg.TableColumn:
 
 
 def bronze_schema(table: Table) -> dg.TableSchema:
-    """Declared columns (PHI tags visible) followed by the lineage columns."""
+    """Declared columns (PHI tags visible; an `hl7` column followed by its precision) and then
+    the lineage columns."""
     lineage = [dg.TableColumn(name, kind, about) for name, kind, about in BRONZE_LINEAGE]
-    return dg.TableSchema(columns=[*(_column(c) for c in table.columns), *lineage])
+    declared = []
+    for column in table.columns:
+        declared.append(_column(column))
+        if column.precision_column is not None:
+            declared.append(dg.TableColumn(column.precision_column, "string",
+                                           f"precision {column.name} was sent with"))
+    return dg.TableSchema(columns=[*declared, *lineage])
 
 
 def bronze_key(feed: Feed, table: Table) -> dg.AssetKey:

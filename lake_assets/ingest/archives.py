@@ -19,7 +19,7 @@ from typing import NamedTuple, NoReturn
 import libarchive
 from libarchive import ffi
 
-from lake_assets.catalog.models import Feed
+from lake_assets.catalog.models import Feed, Table
 from lake_assets.errors import ArchiveRejected
 
 CHUNK = 256 * 1024
@@ -30,6 +30,7 @@ _LOCAL_HEADER = b"PK\x03\x04"
 _END_RECORD = b"PK\x05\x06"
 _AES_METHOD = 99  # WinZip AES: the real method sits in an extra field
 _ENCRYPTED_FLAG = 0x1
+_UTF8_FLAG = 0x800
 _GZIP_MAGIC = b"\x1f\x8b"
 _PASSWORD_ERRORS = ("passphrase", "decryption", "authentication", "bad crc", "decompression")
 
@@ -48,10 +49,25 @@ class Encryption(NamedTuple):
 
 
 class Member(NamedTuple):
-    """One data file of an archive: its name (a label, never a path) and its bytes."""
+    """One data file of an archive: its name (a label, never a path) and its bytes.
+
+    `problem` says why the member cannot be trusted (its name was altered on the way out of
+    the archive, or cannot be read); such a member is quarantined `corrupt`, never parsed.
+    """
 
     name: str
     data: bytes
+    problem: str | None = None
+
+
+class Skipped(NamedTuple):
+    """A member that is not a data file: its name and why (`pattern`: no table's member
+    pattern matches it; `directory`; `not_a_file`: a link or device)."""
+
+    name: str
+    reason: str
+
+
 
 
 @dataclass
@@ -63,6 +79,8 @@ class _Budget:
     compressed: int
     streamed: int = 0
     members: int = 0
+    patterns: tuple[str, ...] = ()
+    """Every member pattern of the feed, lower-cased."""
 
     def count_member(self) -> None:
         self.members += 1
@@ -95,46 +113,82 @@ class _Budget:
         raise ArchiveRejected(reason, message, path=self.path, feed=self.feed.name)
 
 
-def iter_members(feed: Feed, *, data: bytes, path: str, password: str | None) -> Iterator[Member]:
+def iter_members(
+    feed: Feed, *, data: bytes, path: str, password: str | None,
+    skipped: list[Skipped] | None = None,
+) -> Iterator[Member]:
     """Yield the data members of one archive, in archive order, within the feed's limits.
 
-    Members whose name does not match `format.member_pattern`, directories and links are skipped
-    (they still count towards `max_members`). Raises ArchiveRejected with reason `empty`,
-    `corrupt`, `truncated`, `wrong_password` or `too_large`; members yielded before a rejection
-    must be discarded by the caller.
+    Members that match no table's member pattern, directories and links are not yielded but
+    appended to `skipped` with their reason (they still count towards `max_members`). A zip
+    member whose name libarchive reads differently from the central directory (a NUL byte
+    truncates it) or cannot read is yielded with its `problem`. Raises ArchiveRejected with
+    reason `empty`, `corrupt`, `truncated`, `wrong_password` or `too_large`; members yielded
+    before a rejection must be discarded by the caller.
     """
-    budget = _Budget(feed=feed, path=path, compressed=len(data))
+    patterns = tuple(pattern.lower() for pattern in member_patterns(feed))
+    budget = _Budget(feed=feed, path=path, compressed=len(data), patterns=patterns)
     if not data:
         budget.reject("empty", "the archive has zero bytes")
+    passed = skipped if skipped is not None else []
     kind = feed.archive.kind
     if kind == "zip":
-        members = _zip_members(budget, data, password)
+        members = _zip_members(budget, data, password, passed)
     elif kind == "gzip":
-        members = _gzip_members(budget, data)
+        members = _gzip_members(budget, data, passed)
     else:
-        members = _plain_members(budget, data)
+        members = _plain_members(budget, data, passed)
     found = 0
     for member in members:
         found += 1
         yield member
     if not found:
-        budget.reject("empty", f"no member matches {feed.format.member_pattern!r}")
+        patterns = ", ".join(repr(p) for p in member_patterns(feed))
+        budget.reject("empty", f"no member matches {patterns} ({len(passed)} skipped)")
+
+
+def member_patterns(feed: Feed) -> tuple[str, ...]:
+    """Every member pattern of the feed: each table's own, else the feed's."""
+    return tuple(dict.fromkeys(_pattern(feed, table) for table in feed.tables))
+
+
+def member_tables(feed: Feed, name: str) -> tuple[Table, ...]:
+    """The tables whose member pattern matches `name` (case-insensitive glob on the full
+    name); none for a member that is not a data file."""
+    lowered = name.lower()
+    if not any(t.member_pattern for t in feed.tables):  # the usual feed: one pattern
+        matched = fnmatch.fnmatchcase(lowered, feed.format.member_pattern.lower())
+        return feed.tables if matched else ()
+    return tuple(t for t in feed.tables
+                 if fnmatch.fnmatchcase(lowered, _pattern(feed, t).lower()))
 
 
 def is_data_member(feed: Feed, name: str) -> bool:
-    """Whether member `name` is a data file of `feed` (case-insensitive glob on the full name)."""
-    return fnmatch.fnmatchcase(name.lower(), feed.format.member_pattern.lower())
+    """Whether member `name` is a data file of some table of `feed`."""
+    return bool(member_tables(feed, name))
 
 
-def _plain_members(budget: _Budget, data: bytes) -> Iterator[Member]:
+def _pattern(feed: Feed, table: Table) -> str:
+    return table.member_pattern or feed.format.member_pattern
+
+
+def _data_or_skip(budget: _Budget, name: str, skipped: list[Skipped]) -> bool:
+    lowered = name.lower()
+    if any(fnmatch.fnmatchcase(lowered, pattern) for pattern in budget.patterns):
+        return True
+    skipped.append(Skipped(name, "pattern"))
+    return False
+
+
+def _plain_members(budget: _Budget, data: bytes, skipped: list[Skipped]) -> Iterator[Member]:
     name = posixpath.basename(budget.path)
     budget.count_member()
     budget.count_bytes(len(data), index=1, declared=None, so_far=len(data))
-    if is_data_member(budget.feed, name):
+    if _data_or_skip(budget, name, skipped):
         yield Member(name, data)
 
 
-def _gzip_members(budget: _Budget, data: bytes) -> Iterator[Member]:
+def _gzip_members(budget: _Budget, data: bytes, skipped: list[Skipped]) -> Iterator[Member]:
     name = posixpath.basename(budget.path)
     name = name[:-3] if name.lower().endswith(".gz") else name
     if not data.startswith(_GZIP_MAGIC):
@@ -146,7 +200,7 @@ def _gzip_members(budget: _Budget, data: bytes) -> Iterator[Member]:
         if not rest.startswith(_GZIP_MAGIC):
             budget.reject("corrupt", "unexpected bytes after the gzip data")
         rest = _inflate_one(budget, rest, parts)
-    if is_data_member(budget.feed, name):
+    if _data_or_skip(budget, name, skipped):
         yield Member(name, b"".join(parts))
 
 
@@ -169,7 +223,8 @@ def _inflate_one(budget: _Budget, data: bytes, parts: list[bytes]) -> bytes:
     return inflater.unused_data
 
 
-def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator[Member]:
+def _zip_members(budget: _Budget, data: bytes, password: str | None,
+                 skipped: list[Skipped]) -> Iterator[Member]:
     directory = _zip_directory(budget, data)
     # Without a readable directory entry, assume ZipCrypto when a password was given: the
     # cautious reading of a failure.
@@ -183,26 +238,58 @@ def _zip_members(budget: _Budget, data: bytes, password: str | None) -> Iterator
             for entry in archive:
                 index += 1
                 budget.count_member()
-                current = directory[index - 1] if index <= len(directory) else unknown
+                stored = directory[index - 1] if index <= len(directory) else None
+                current = _encryption(stored) if stored else unknown
                 name = _member_name(entry)
-                if name is None:
-                    # Skipping it could silently drop a data file; refuse the archive instead.
-                    budget.reject("corrupt", f"member #{index} has a name that cannot be read")
-                if not entry.isreg or not is_data_member(budget.feed, name):
+                label = name if name is not None else (
+                    stored.orig_filename if stored else f"#{index}")
+                if entry.isdir or not entry.isreg:
+                    skipped.append(Skipped(label, "directory" if entry.isdir else "not_a_file"))
+                    continue
+                # Compared by position: a name libarchive truncated may no longer match the
+                # pattern, and skipping it would silently drop a data file.
+                problem = _name_problem(name, stored, index)
+                if problem is None and not _data_or_skip(budget, label, skipped):
                     continue
                 # libarchive-c's `get_blocks` lets a warning through as a negative count (and
                 # returns the buffer's tail as data); `_stream` reads through the archive's
                 # handle instead, which libarchive-c keeps private.
-                yield Member(name, _stream(budget, archive._pointer, index, entry.size))
+                yield Member(label, _stream(budget, archive._pointer, index, entry.size), problem)
     except libarchive.ArchiveError as exc:
         reason, message = _classify(exc, current=current, has_password=bool(password))
         budget.reject(reason, message if not index else f"member #{index}: {message}")
 
 
-def _zip_directory(budget: _Budget, data: bytes) -> list[Encryption]:
-    """Each member's encryption in central-directory order (libarchive's order when it reads a
-    whole zip), from zipfile's reading of the directory (zip64 too); empty when the directory
-    is damaged, so libarchive's reading decides.
+def _name_problem(name: str | None, stored: zipfile.ZipInfo | None, index: int) -> str | None:
+    """Why member `index`'s name cannot be trusted, or None: libarchive could not read it, or
+    read it other than the central directory records it (not merely decoded another way)."""
+    if name is None:
+        return f"member #{index}: its name cannot be read"
+    if stored is None or name == stored.orig_filename:
+        return None
+    if "\x00" in stored.orig_filename:
+        return f"member #{index}: its stored name holds a NUL byte and was read cut short"
+    read = name.replace("\\", "/")
+    utf8 = bool(stored.flag_bits & _UTF8_FLAG)
+    raw = stored.orig_filename.encode("utf-8" if utf8 else "cp437")
+    for codec in ("utf-8", "cp437", "latin-1"):
+        try:
+            if raw.decode(codec).replace("\\", "/") == read:
+                return None
+        except UnicodeDecodeError:
+            continue
+    return f"member #{index}: its name was read other than the zip directory records it"
+
+
+def _encryption(stored: zipfile.ZipInfo) -> Encryption:
+    return Encryption(bool(stored.flag_bits & _ENCRYPTED_FLAG),
+                      stored.compress_type == _AES_METHOD)
+
+
+def _zip_directory(budget: _Budget, data: bytes) -> list[zipfile.ZipInfo]:
+    """Each member's encryption and stored name in central-directory order (libarchive's order
+    when it reads a whole zip), from zipfile's reading of the directory (zip64 too); empty when
+    the directory is damaged, so libarchive's reading decides.
 
     Rejects what libarchive would misread: not a zip, or a zip without its end record.
     """
@@ -210,9 +297,7 @@ def _zip_directory(budget: _Budget, data: bytes) -> list[Encryption]:
         budget.reject("corrupt", "not a zip archive")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return [Encryption(bool(info.flag_bits & _ENCRYPTED_FLAG),
-                               info.compress_type == _AES_METHOD)
-                    for info in archive.infolist()]
+            return archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         if not zipfile.is_zipfile(io.BytesIO(data)):
             budget.reject("truncated", "the zip ends early: no end-of-central-directory record")

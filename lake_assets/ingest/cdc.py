@@ -64,25 +64,35 @@ def delete_keys(table: Table) -> list[str]:
 
 
 def prepare(bronze: DataFrame, table: Table, *, key: str, reference_year: int) -> DataFrame:
-    """Bronze rows of `table` as silver changes: declared columns cast and masked, lineage,
-    the `DELETED` flag, and for SCD1 the `SEQUENCE` struct.
+    """Bronze rows of `table` as silver changes: `latest(typed_changes(...))`.
 
-    One row per key (per key and `sequence_by` for SCD2): the greatest `SEQUENCE` wins, that is
-    the latest `sequence_by`, a delete before an update, then the latest ingestion, archive
-    and member. `key` is the HMAC key for hashed columns; `reference_year` anchors `year_only`.
+    `key` is the HMAC key for hashed columns; `reference_year` anchors `year_only`.
     """
+    return latest(typed_changes(bronze, table, key=key, reference_year=reference_year), table)
+
+
+def typed_changes(bronze: DataFrame, table: Table, *, key: str, reference_year: int
+                  ) -> DataFrame:
+    """Every bronze row of `table` as silver stores it: declared columns cast and masked,
+    lineage and the `DELETED` flag; several rows may share a key."""
     typed = bronze.select(
-        *[_cast(bronze, c.name, spark_type(c.type)) for c in table.columns],
+        *[_cast(bronze, name, kind) for name, kind in declared_columns(table)],
         *[_cast(bronze, name, kind) for name, kind in LINEAGE],
         _delete_flag(bronze, table).alias(DELETED),
     )
-    masked = mask_table(typed, table, key=key, reference_year=reference_year)
-    sequenced = masked.withColumn(SEQUENCE, _sequence(table))
+    return mask_table(typed, table, key=key, reference_year=reference_year)
+
+
+def latest(changes: DataFrame, table: Table) -> DataFrame:
+    """One row per key (per key and `sequence_by` for SCD2), and for SCD1 the `SEQUENCE`
+    struct: the greatest `SEQUENCE` wins, that is the latest `sequence_by`, a delete before an
+    update, then the latest ingestion, archive and member."""
+    sequenced = changes.withColumn(SEQUENCE, _sequence(table))
     group = [*merge_keys(table), *([table.sequence_by] if table.cdc == "scd2" else [])]
     order = Window.partitionBy(*group).orderBy(F.col(SEQUENCE).desc())
-    latest = sequenced.withColumn("_lake_rank", F.row_number().over(order))
-    latest = latest.where(F.col("_lake_rank") == 1).drop("_lake_rank")
-    return latest if table.cdc == "scd1" else latest.drop(SEQUENCE)
+    ranked = sequenced.withColumn("_lake_rank", F.row_number().over(order))
+    ranked = ranked.where(F.col("_lake_rank") == 1).drop("_lake_rank")
+    return ranked if table.cdc == "scd1" else ranked.drop(SEQUENCE)
 
 
 def tombstones(changes: DataFrame, table: Table) -> DataFrame:
@@ -121,8 +131,8 @@ def with_deletes(changes: DataFrame, deletes: DataFrame, table: Table) -> DataFr
 def silver_schema(table: Table) -> StructType:
     """The schema of `silver/<table>`: masked declared columns, lineage, then `SEQUENCE` (SCD1)
     or the SCD2 history columns."""
-    fields = [StructField(c.name, spark_type(masked_type(c)))
-              for c in table.columns]
+    masked = {c.name: spark_type(masked_type(c)) for c in table.columns}
+    fields = [StructField(name, masked.get(name, kind)) for name, kind in declared_columns(table)]
     fields += [StructField(name, kind) for name, kind in LINEAGE]
     declared = {c.name: c.type for c in table.columns}
     if table.cdc == "scd1":
@@ -132,6 +142,17 @@ def silver_schema(table: Table) -> StructType:
         fields += [StructField("valid_from", kind), StructField("valid_to", kind),
                    StructField("is_current", BooleanType())]
     return StructType(fields)
+
+
+def declared_columns(table: Table) -> list[tuple[str, DataType]]:
+    """The declared columns with their Spark types, each `hl7` date or timestamp followed by its
+    precision column (a string)."""
+    columns: list[tuple[str, DataType]] = []
+    for column in table.columns:
+        columns.append((column.name, spark_type(column.type)))
+        if column.precision_column is not None:
+            columns.append((column.precision_column, StringType()))
+    return columns
 
 
 def _cast(df: DataFrame, name: str, kind: DataType) -> Column:

@@ -31,6 +31,8 @@ class _Checked:
     missing: pa.Array
     null: pa.Array
     failed: pa.Array
+    early: pa.Array | None = None
+    precision: pa.Array | None = None
 
 
 def conform(table: Table, raw: RawTable, *, members: pa.Array) -> tuple[pa.Table, list[BadRecord]]:
@@ -55,13 +57,14 @@ def conform(table: Table, raw: RawTable, *, members: pa.Array) -> tuple[pa.Table
 
 
 def _check(column: Column, raw: pa.Array) -> _Checked:
-    values, failed = convert(column, raw)
+    done = convert(column, raw)
+    values, failed = done.values, done.failed
     none = pa.repeat(False, len(raw))
     if column.nullable:
-        return _Checked(column, raw, values, none, none, failed)
+        return _Checked(column, raw, values, none, none, failed, done.early, done.precision)
     absent = raw.is_null()
     null = pc.and_(pc.invert(absent), pc.and_(values.is_null(), pc.invert(failed)))
-    return _Checked(column, raw, values, absent, null, failed)
+    return _Checked(column, raw, values, absent, null, failed, done.early, done.precision)
 
 
 def _bad_records(
@@ -82,11 +85,14 @@ def _bad_records(
             item.missing.take(rows).to_pylist(),
             item.null.take(rows).to_pylist(),
             item.failed.take(rows).to_pylist(),
+            item.early.take(rows).to_pylist() if item.early is not None else None,
         )
         for item in checked
     }
-    values = {c.column.source_or_name: c.raw.take(rows).to_pylist() for c in checked}
+    values = {",".join(c.column.sources): c.raw.take(rows).to_pylist() for c in checked}
     failures = {item.column.name: _failure(item.column) for item in checked}
+    floors = {item.column.name: f"is before {item.column.floor.isoformat()} (not_before)"
+              for item in checked}
     names = members.take(rows).to_pylist()
     mismatched = mismatch.take(rows).to_pylist()
     records = []
@@ -95,11 +101,13 @@ def _bad_records(
         problems: list[tuple[str, str]] = []
         if mismatched[position] and fields:
             problems.append(("schema_mismatch", f"undeclared fields {', '.join(sorted(fields))}"))
-        for name, (missing, null, failed) in masks.items():
+        for name, (missing, null, failed, early) in masks.items():
             if missing[position]:
                 problems.append(("missing_column", f"column {name} is absent"))
             elif null[position]:
                 problems.append(("bad_value", f"column {name} is empty but not nullable"))
+            elif early is not None and early[position]:
+                problems.append(("bad_value", f"column {name} {floors[name]}"))
             elif failed[position]:
                 problems.append(("bad_value", f"column {name} {failures[name]}"))
         problems.sort(key=lambda problem: _ORDER[problem[0]])
@@ -129,7 +137,14 @@ def _good_table(
     *,
     has_unknown: bool,
 ) -> pa.Table:
-    arrays = {item.column.name: pc.filter(item.values, keep) for item in checked}
+    arrays: dict[str, pa.Array] = {}
+    for item in checked:
+        arrays[item.column.name] = pc.filter(item.values, keep)
+        sibling = item.column.precision_column
+        if sibling is not None:
+            precision = item.precision if item.precision is not None \
+                else pa.nulls(len(keep), pa.string())
+            arrays[sibling] = pc.filter(precision, keep)
     rows = len(arrays[checked[0].column.name])
     if not has_unknown:
         arrays[RESCUED] = pa.nulls(rows, pa.string())

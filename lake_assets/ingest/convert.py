@@ -1,22 +1,30 @@
 """Convert raw string columns to their declared types, vectorised with pyarrow.compute.
 
-Python's own parsers are the reference: Arrow's fast path is kept only where it provably agrees
-(dates must round-trip through their format); the few rows it cannot settle fall back to Python.
+Conversion is strict: a value converts to exactly what it states or is rejected. Dates and
+timestamps match their format's exact layout first (`catalog.formats.strict_pattern`), so a
+value of the wrong width never reads as another instant; Arrow's fast path is kept only where it
+provably agrees with Python's parser, and the few rows it cannot settle fall back to Python.
+Named formats (`hl7`, `iso8601`) have parsers of their own (`ingest.temporal`). Dates and
+timestamps before the column's floor (default 1850-01-01) are rejected.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake_assets.catalog.formats import DEFAULT_FORMATS, HL7, ISO8601, strict_pattern
 from lake_assets.catalog.models import Column
+from lake_assets.ingest.temporal import before, parse_hl7, parse_iso8601
 
-DEFAULT_FORMATS = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%dT%H:%M:%S"}
+__all__ = ["DEFAULT_FORMATS", "Conversion", "arrow_type", "convert"]
+
 TRUE_VALUES = ("true", "1", "y")
 FALSE_VALUES = ("false", "0", "n")
 _INTEGER = r"^[+-]?[0-9]+$"
@@ -24,33 +32,63 @@ _DOUBLE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 # Directives Arrow's strptime does not handle the way Python does; such formats use Python only.
-_PYTHON_ONLY = ("%f", "%z", "%Z", "%c", "%x", "%X", "%G", "%V", "%u", "%U", "%W")
+_PYTHON_ONLY = ("%f", "%z", "%y", "%I", "%p", "%b", "%B", "%a", "%A", "%j")
 
-Converted = tuple[pa.Array, pa.Array]
-"""(typed values, mask of rows whose non-empty raw value did not convert)."""
+
+@dataclass(frozen=True)
+class Conversion:
+    """One column converted: typed values (null where empty or rejected), the rows whose
+    non-empty raw value was rejected, those of them that were dates before the column's floor,
+    and (format `hl7`) each value's precision."""
+
+    values: pa.Array
+    failed: pa.Array
+    early: pa.Array | None = None
+    precision: pa.Array | None = None
 
 
 def arrow_type(column: Column) -> pa.DataType:
-    """The Arrow type of `column` in bronze (a timestamp with %z in its format is UTC)."""
+    """The Arrow type of `column` in bronze: timestamps that may carry an offset (`hl7`,
+    `iso8601`, `%z`) are UTC."""
     if column.type == "timestamp":
-        zoned = "%z" in (column.format or "")
+        fmt = column.format or ""
+        zoned = fmt in (HL7, ISO8601) or "%z" in fmt
         return pa.timestamp("us", tz="UTC") if zoned else pa.timestamp("us")
     return _TYPES[column.type]
 
 
-def convert(column: Column, raw: pa.Array) -> Converted:
+def convert(column: Column, raw: pa.Array) -> Conversion:
     """`raw` strings as `column`'s type; empty and absent values become null, not failures.
 
     Strings keep their blanks; other types are trimmed first. Failed rows are null in the values.
     """
+    none = pa.repeat(False, len(raw))
     if column.type == "string":
-        values = _blank_to_null(raw)
-        return values, pa.array([False] * len(values), pa.bool_())
+        return Conversion(_blank_to_null(raw), none)
     values = _blank_to_null(pc.utf8_trim_whitespace(raw))
-    converter = _CONVERTERS.get(column.type, _temporal)
-    out = converter(column, values)
+    if column.type in ("date", "timestamp"):
+        return _temporal(column, values)
+    out = _CONVERTERS[column.type](column, values)
+    return Conversion(out, pc.and_(pc.is_valid(values), pc.is_null(out)))
+
+
+def _temporal(column: Column, values: pa.Array) -> Conversion:
+    """Dates and timestamps by the column's format, then its floor."""
+    target = arrow_type(column)
+    precision = None
+    if column.format == HL7:
+        parsed = parse_hl7(values, kind=column.type, target=target)
+        out, precision = parsed.values, parsed.precision
+    elif column.format == ISO8601:
+        out = parse_iso8601(values, kind=column.type, target=target).values
+    else:
+        out = _strptime(column, values, target)
+    early = before(out, column.floor)
+    if pc.any(early).as_py():
+        out = _null_where(early, out)
+        precision = None if precision is None else _null_where(early, precision)
     failed = pc.and_(pc.is_valid(values), pc.is_null(out))
-    return out, failed
+    return Conversion(out, failed, early, precision)
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:
@@ -99,10 +137,11 @@ def _boolean(column: Column, values: pa.Array) -> pa.Array:
     return pc.if_else(true, True, pc.if_else(false, False, none))
 
 
-def _temporal(column: Column, values: pa.Array) -> pa.Array:
-    """Dates and timestamps by `column.format` with strptime semantics (Feb 30 is a failure)."""
+def _strptime(column: Column, values: pa.Array, target: pa.DataType) -> pa.Array:
+    """Values matching the format's exact layout, parsed with strptime semantics (Feb 30 is a
+    failure); anything else is null."""
     fmt = column.format or DEFAULT_FORMATS[column.type]
-    target = arrow_type(column)
+    values = _null_where(pc.invert(pc.match_substring_regex(values, strict_pattern(fmt))), values)
     python = _python_parser(column.type, fmt)
     if any(directive in fmt for directive in _PYTHON_ONLY):
         return pa.array([python(v) for v in values.to_pylist()], target)
@@ -116,14 +155,15 @@ def _temporal(column: Column, values: pa.Array) -> pa.Array:
 
 
 def _numeric_fast_path(values: pa.Array, fmt: str) -> tuple[pa.Array, pa.Array] | None:
-    """Zero-padded numeric formats (%Y %m %d %H %M %S, each once): values are settled when they
-    have the exact layout and Arrow did not roll them over (Feb 30 into March, second 60 into
-    the next minute), checked by comparing the parsed day and second with the digits sent."""
+    """Zero-padded numeric formats (%Y %m %d %H %M %S, each once): values (already matched to
+    the format's exact layout) are settled when Arrow did not roll them over (Feb 30 into
+    March, second 60 into the next minute), checked by comparing the parsed day and second
+    with the digits sent."""
     layout = _fixed_layout(fmt)
     if layout is None:
         return None
-    pattern, offsets = layout
-    matched = pc.match_substring_regex(values, pattern)
+    _, offsets = layout
+    matched = pc.is_valid(values)
     parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
     settled = matched
     for code, extract in (("d", pc.day), ("S", pc.second)):

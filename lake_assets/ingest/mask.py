@@ -7,7 +7,7 @@ Tags (metadata `phi:`) and what silver stores instead of the raw value:
 | `hash` | lowercase hex HMAC-SHA256 of the value's text, keyed by secret `PHI_HMAC_KEY` | string |
 | `redact` | null | the declared type |
 | `year_only` | the year; years at least 90 before the reference year become that year | integer |
-| `zip3` | first three digits of a 5- or 9-digit ZIP, "000" for low-population prefixes | string |
+| `zip3` | first 3 digits of a 5- or 9-digit US ZIP, "000" if low-population, else null | string |
 | `age` | the age, 90 for 90 and over | the declared type |
 
 Hashing runs in an Arrow UDF rather than Spark's built-in `hmac`: the built-in takes the key as a
@@ -43,7 +43,7 @@ from lake_assets.catalog.models import ColumnType, PhiTag, Table
 HMAC_SECRET = "PHI_HMAC_KEY"
 AGE_CAP = 90
 LOW_POPULATION_FILE = "data/low_population_zip3.txt"
-_ZIP_LENGTHS = (5, 9)
+US_ZIP = r"^[0-9]{5}(-?[0-9]{4})?$"
 _SPARK_TYPES: dict[str, type[DataType]] = {
     "string": StringType, "integer": IntegerType, "long": LongType, "double": DoubleType,
     "boolean": BooleanType, "date": DateType, "timestamp": TimestampType,
@@ -100,14 +100,16 @@ def year_only(column: Column, *, reference_year: int) -> Column:
 
 
 def zip3(column: Column) -> Column:
-    """The first three digits of a 5- or 9-digit ZIP code; "000" for low-population prefixes.
+    """The first three digits of a US ZIP code (`12345`, `12345-6789` or `123456789`, blanks
+    around it ignored); "000" for low-population prefixes.
 
-    Anything else (too short, letters only) becomes null: its prefix cannot be trusted.
+    Anything else is null: a postal code of another country (`141 34`, `SW1A 1AA`), too short,
+    letters. Its first digits are not a ZIP3, and passing them on could identify someone.
     """
-    digits = F.regexp_replace(column.cast("string"), r"[^0-9]", "")
-    prefix = F.substring(digits, 1, 3)
+    text = F.trim(column.cast("string"))
+    prefix = F.substring(text, 1, 3)
     masked = F.when(prefix.isin(*sorted(low_population_zip3())), F.lit("000")).otherwise(prefix)
-    return F.when(F.length(digits).isin(*_ZIP_LENGTHS), masked)
+    return F.when(text.rlike(US_ZIP), masked)
 
 
 def age(column: Column) -> Column:

@@ -16,8 +16,9 @@ import pyarrow.compute as pc
 
 from lake_assets.catalog.models import Feed, Table
 from lake_assets.errors import ArchiveRejected
-from lake_assets.ingest.archives import Member, iter_members
+from lake_assets.ingest.archives import Member, Skipped, iter_members, member_tables
 from lake_assets.ingest.conform import SOURCE_MEMBER, conform
+from lake_assets.ingest.drift import Drift, schema_drift
 from lake_assets.ingest.parsers import build_files_parser
 from lake_assets.ingest.records import (
     BadRecord,
@@ -26,10 +27,11 @@ from lake_assets.ingest.records import (
     RawTable,
     as_array,
     bad_table,
+    to_json,
 )
 from lake_assets.ingest.schema import record_schema
 
-Status = Literal["loaded", "quarantined"]
+Status = Literal["loaded", "quarantined", "resent"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,13 @@ class TableRows:
 
 @dataclass(frozen=True)
 class ArchiveResult:
-    """The outcome for one archive; a quarantined archive has empty tables and a reason code."""
+    """The outcome for one archive; a quarantined archive has empty tables and a reason code.
+
+    Every member is accounted for: `members` data files were read, of which `corrupt_members`
+    were quarantined whole (their name was altered); `skipped` lists the others with their
+    reason. `drift` holds, per table, the declared columns some file lacked and the
+    undeclared fields files carried.
+    """
 
     status: Status
     reason: str | None
@@ -50,6 +58,9 @@ class ArchiveResult:
     members: int
     uncompressed_bytes: int
     tables: dict[str, TableRows]
+    skipped: tuple[Skipped, ...] = ()
+    corrupt_members: int = 0
+    drift: dict[str, Drift] = field(default_factory=dict)
 
     @property
     def good_rows(self) -> int:
@@ -107,24 +118,47 @@ def read_archives(
         listed.append((index, files, texts))
     if not listed:
         return [result for result in results if result is not None]
+    gathered = {table.name: _Gathered() for table in feed.tables}
+    for index, files, _ in listed:
+        for name, record in files.corrupt:
+            gathered[name].bad.append(replace(record, member=f"{index}/{record.member}"))
     # Each member is named `<archive index>/<member>` while the archives are read together.
     tagged = [(f"{index}/{name}", text) for index, _, texts in listed for name, text in texts]
-    gathered = {table.name: _Gathered() for table in feed.tables}
-    for parsed in build_files_parser(feed)(tagged):
+    for parsed in _parse_routed(feed, tagged):
         _gather(parsed, gathered)
     tables: dict[int, dict[str, TableRows]] = {index: {} for index, _, _ in listed}
+    drift: dict[int, dict[str, Drift]] = {index: {} for index in tables}
     for table in feed.tables:
         found = gathered[table.name]
         raw, names = found.combined(table)
+        for index, found_drift in schema_drift(table, raw, names).items():
+            drift[index][table.name] = found_drift
         good, bad = conform(table, raw, members=names)
         rows = _by_archive(good, list(tables))
         bad_rows = _bad_by_archive(found.bad + bad)
         for index in tables:
             tables[index][table.name] = TableRows(rows[index], bad_table(bad_rows.get(index, [])))
     for index, files, _ in listed:
-        results[index] = ArchiveResult("loaded", None, None, files.count, files.size,
-                                       tables[index])
+        results[index] = ArchiveResult(
+            "loaded", None, None, files.count, files.size, tables[index],
+            skipped=tuple(files.skipped), corrupt_members=len(files.corrupt),
+            drift=drift[index])
     return [result for result in results if result is not None]
+
+
+def _parse_routed(feed: Feed, files: list[tuple[str, str]]) -> Iterator[ParsedFile]:
+    """Parse each file for the tables whose member pattern matches it: all of them unless
+    tables declare patterns of their own (a multi-table CSV zip)."""
+    if not any(table.member_pattern for table in feed.tables):
+        yield from build_files_parser(feed)(files)
+        return
+    routes: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for name, text in files:
+        tables = member_tables(feed, name.partition("/")[2])
+        routes.setdefault(tuple(t.name for t in tables), []).append((name, text))
+    for names, routed in routes.items():
+        subset = tuple(t for t in feed.tables if t.name in names)
+        yield from build_files_parser(feed.model_copy(update={"tables": subset}))(routed)
 
 
 def _by_archive(good: pa.Table, indexes: list[int]) -> dict[int, pa.Table]:
@@ -159,18 +193,33 @@ def quarantined(feed: Feed, *, reason: str, message: str) -> ArchiveResult:
 
 
 class _Files:
-    """The archive's data files as (member name, decoded text), counted as they are read."""
+    """The archive's data files as (member name, decoded text), counted as they are read.
+
+    Members that are not data files land in `skipped`; members whose name cannot be trusted
+    land in `corrupt` as (table, bad record), for the first table their stored name routes to.
+    """
 
     def __init__(self, feed: Feed, *, data: bytes, path: str, password: str | None) -> None:
         self.feed, self.data, self.path, self.password = feed, data, path, password
         self.count = self.size = 0
+        self.skipped: list[Skipped] = []
+        self.corrupt: list[tuple[str, BadRecord]] = []
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        members = iter_members(self.feed, data=self.data, path=self.path, password=self.password)
+        members = iter_members(self.feed, data=self.data, path=self.path,
+                               password=self.password, skipped=self.skipped)
         for member in members:
             self.count += 1
             self.size += len(member.data)
+            if member.problem is not None:
+                self.corrupt.append(self._corrupt(member))
+                continue
             yield member.name, _decode(self.feed, member, index=self.count, path=self.path)
+
+    def _corrupt(self, member: Member) -> tuple[str, BadRecord]:
+        tables = member_tables(self.feed, member.name) or self.feed.tables
+        raw = to_json({"member": member.name, "bytes": len(member.data)})
+        return tables[0].name, BadRecord(member.name, "corrupt", member.problem or "", raw)
 
 
 def _decode(feed: Feed, member: Member, *, index: int, path: str) -> str:

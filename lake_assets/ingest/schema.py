@@ -22,9 +22,14 @@ LINEAGE = pa.schema(
 
 
 def record_schema(table: Table) -> pa.Schema:
-    """Good rows as `read_archive` returns them: declared columns typed, `_rescued_data` (JSON
-    string) and `_source_member`. Every field is nullable: bronze keeps what arrived."""
-    fields = [pa.field(column.name, arrow_type(column)) for column in table.columns]
+    """Good rows as `read_archive` returns them: declared columns typed (an `hl7` date or
+    timestamp followed by its `<column>_precision`), `_rescued_data` (JSON string) and
+    `_source_member`. Every field is nullable: bronze keeps what arrived."""
+    fields = []
+    for column in table.columns:
+        fields.append(pa.field(column.name, arrow_type(column)))
+        if column.precision_column is not None:
+            fields.append(pa.field(column.precision_column, pa.string()))
     fields += [pa.field(RESCUED, pa.string()), pa.field(SOURCE_MEMBER, pa.string())]
     return pa.schema(fields)
 

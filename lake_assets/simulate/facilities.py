@@ -7,8 +7,10 @@ the patient, an A03 or A23 frees the bed, and an A08 changes demographics for la
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
+from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -63,6 +65,10 @@ class Facility:
     results: deque[Context] = field(default_factory=lambda: deque(maxlen=200))
     held: dict[str, list[Context]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    snapshots: dict[datetime, array] = field(default_factory=dict)
+    """Recent bed-board snapshots by time (see `streams.census_stream`)."""
+    tag: str = ""
+    """The run's tag, part of every identifier, so two runs never reuse one (`run_tag`)."""
 
     def next_id(self, kind: str) -> int:
         """The next number of a per-facility sequence (messages, visits, orders, results)."""
@@ -78,7 +84,7 @@ class Facility:
 
     def mrn(self, patient: int) -> str:
         """The patient's medical record number; the same in every feed of this facility."""
-        return f"{self.index:05d}{patient:05d}"
+        return f"{self.tag}{self.index:05d}{patient:05d}"
 
     def patient_context(self, patient: int) -> Context:
         """Context keys of a patient: mrn and demographics."""
@@ -119,14 +125,24 @@ class Facility:
         return self._new_visit(when, "O")
 
     def _new_visit(self, when: datetime, patient_class: str) -> Visit:
-        number = f"V{self.index:05d}{self.next_id('visit'):07d}"
+        number = f"V{self.index:05d}{self.tag}{self.next_id('visit'):07d}"
         npi = f"1{self.rng.randrange(10**9):09d}"
         patient = self.rng.randrange(self.patient_count)
         return Visit(number, patient, patient_class, when, npi)
 
 
-def open_facility(index: int, *, seed: int, pool: tuple[Identity, ...], now: datetime) -> Facility:
-    """A facility with beds and an initial census of patients admitted before `now`."""
+def run_tag(seed: int, started: datetime) -> str:
+    """Eight hex digits from the seed and the run's start: every identifier a run makes
+    (messages, visits, orders, results, MRNs) carries it, so runs of other seeds or start times
+    never reuse one for a different record, while a run repeated exactly repeats its ids."""
+    digest = hashlib.sha256(f"{seed}:{started.isoformat()}".encode()).hexdigest()
+    return digest[:8].upper()
+
+
+def open_facility(index: int, *, seed: int, pool: tuple[Identity, ...], now: datetime,
+                  tag: str = "") -> Facility:
+    """A facility with beds and an initial census of patients admitted before `now`; its
+    identifiers carry `tag` (`run_tag`)."""
     rng = random.Random(f"{seed}:facility:{index}")
     facility = Facility(
         code=f"FAC{index:05d}",
@@ -135,6 +151,7 @@ def open_facility(index: int, *, seed: int, pool: tuple[Identity, ...], now: dat
         pool=pool,
         patient_count=rng.randint(800, 6000),
         beds=_beds(rng, rng.randint(40, 300)),
+        tag=tag,
     )
     for bed in facility.beds:
         if rng.random() < OCCUPANCY:

@@ -90,12 +90,16 @@ class Hl7Layout:
         good, bad = self.counts, {}
         if damage == "bad_value":
             _, column = rng.choice(bad_candidates(self.feed, self.columns, skip=_SKIP))
-            slot, token = parse_source(column.source_or_name), bad_token(column)
-            parts[self.cells[slot]] = token
+            token = bad_token(column)
+            # Every path of the column, so a fallback path cannot repair it.
+            spoiled = {slot for slot in map(parse_source, column.sources) if slot in self.cells}
+            for slot in spoiled:
+                parts[self.cells[slot]] = token
             affected = {
                 t.name: 1
                 for t in self.feed.tables
-                if any(_reads(c, slot) and fails(c, token) for c in t.columns)
+                if any(_spoiled(c, spoiled, token, self.cells) and fails(c, token)
+                       for c in t.columns)
             }
             good, bad = split_counts(self.feed, affected, self.counts)
         text = "".join(parts)
@@ -108,13 +112,24 @@ class Hl7Layout:
 _SKIP = frozenset({"MSH-1", "MSH-2"})
 
 
-def _reads(column: Column, slot: Slot) -> bool:
-    return parse_source(column.source_or_name) == slot
+def _spoiled(column: Column, spoiled: set[Slot], token: str, cells: dict[Slot, int]) -> bool:
+    """Whether `column` reads the spoiled value: its first path carrying a value is spoiled
+    (an empty token lets the reader fall back to the next path; paths no message fills are
+    empty)."""
+    for source in column.sources:
+        slot = parse_source(source)
+        if slot in spoiled:
+            if token:
+                return True
+        elif slot in cells:
+            return False
+    return True
 
 
 def _context_text(value: object) -> str:
     if isinstance(value, datetime):
-        return value.strftime(_TS)
+        fraction = f".{value.microsecond // 100:04d}" if value.microsecond else ""
+        return value.strftime(_TS) + fraction
     return "" if value is None else str(value)
 
 

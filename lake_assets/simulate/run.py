@@ -19,7 +19,7 @@ from lake_assets.simulate.build import (
     build_archive,
     build_kit,
 )
-from lake_assets.simulate.facilities import Facility, open_facility
+from lake_assets.simulate.facilities import Facility, open_facility, run_tag
 from lake_assets.simulate.landing import LandingWriter
 from lake_assets.simulate.options import SimulationOptions, SimulationSummary, validate_options
 from lake_assets.simulate.patients import Identity, build_pool
@@ -34,6 +34,7 @@ class _RunState:
 
     kits: dict[str, FeedKit]
     pool: tuple[Identity, ...]
+    tag: str
     copies: Counter[int]
     """Re-sends still to come per original archive; its bytes are kept until the last one."""
     stats: dict[str, FeedStats] = field(default_factory=lambda: defaultdict(FeedStats))
@@ -58,9 +59,12 @@ def simulate(
     feeds = options.selected_feeds(catalog)
     kits = {feed.name: build_kit(feed, options.fault_kinds) for feed in feeds}
     specs = plan_archives(options, feeds, {name: kit.faults for name, kit in kits.items()})
+    # A live run's records depend on the wall clock, so its ids do too.
+    started = datetime.now(UTC) if options.live else options.start
     state = _RunState(
         kits=kits,
         pool=build_pool(options.seed, options.start.date()),
+        tag=run_tag(options.seed, started),
         copies=Counter(spec.resend_of for spec in specs if spec.resend_of is not None),
     )
     summary = SimulationSummary(seed=options.seed, truth=options.truth)
@@ -113,10 +117,12 @@ def _land(
         if not state.copies[spec.resend_of]:
             del state.kept[spec.resend_of]
         path, _ = archive_path(kit.feed, original.truth.facility, now, spec.index + 1)
-        return BuiltArchive(path, original.data, original.truth.resent_as(path))
+        loaded = kit.feed.resend.action == "load"
+        return BuiltArchive(path, original.data, original.truth.resent_as(path, loaded=loaded))
     facility = state.facilities.get(spec.facility)
     if facility is None:
-        facility = open_facility(spec.facility, seed=options.seed, pool=state.pool, now=now)
+        facility = open_facility(spec.facility, seed=options.seed, pool=state.pool, now=now,
+                                 tag=state.tag)
         state.facilities[spec.facility] = facility
     return build_archive(
         kit,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from lake_assets.simulate.facilities import Context, Facility, adt_event
 from lake_assets.simulate.patients import age_on
 
 SNAPSHOT_EVERY = timedelta(minutes=15)
+EVENT_TICK = 100  # microseconds: HL7 DTM carries four digits of a second
+SNAPSHOT_MEMORY = timedelta(hours=6)
 FREE_STATUSES = [status for status, _ in FREE_BED_STATUS]
 FREE_WEIGHTS = list(itertools.accumulate(weight for _, weight in FREE_BED_STATUS))
 
@@ -63,17 +66,25 @@ def choose_stream(feed: Feed) -> Stream:
 
 def adt_stream(request: StreamRequest) -> Iterator[list[Context]]:
     """ADT events in time order over the last 0.5-2 hours; a few are held back to the
-    facility's next ADT archive, so they arrive late and out of order."""
+    facility's next ADT archive, so they arrive late and out of order.
+
+    Event times have a 1/10,000 s resolution (HL7 DTM's finest) and strictly increase: two
+    events of one visit or patient never share a time, which would make them conflicting
+    records of one identity (keys and sequence_by).
+    """
     facility, rng, now = request.facility, request.rng, request.now
     late = facility.held.pop(request.feed, [])
     window = timedelta(hours=rng.uniform(0.5, 2.0))
     step = window / max(1, request.expected)
     when = now - window
+    last = when
     while True:
         when = min(when + step * rng.uniform(0.5, 1.5), now)
-        context = adt_event(facility, when.replace(microsecond=0))
+        moment = when - timedelta(microseconds=when.microsecond % EVENT_TICK)
+        last = moment if moment > last else last + timedelta(microseconds=EVENT_TICK)
+        context = adt_event(facility, last)
         context["facility_code"] = facility.code
-        context["message_id"] = f"{facility.code}{facility.next_id('message'):010d}"
+        context["message_id"] = f"{facility.code}{facility.tag}{facility.next_id('message'):010d}"
         if rng.random() < request.late_rate:
             facility.held.setdefault(request.feed, []).append(context)
             continue
@@ -86,17 +97,18 @@ def lab_stream(request: StreamRequest) -> Iterator[list[Context]]:
     facility, rng, now = request.facility, request.rng, request.now
     while True:
         if facility.results and rng.random() < CORRECTION_RATE:
-            yield [_correction(rng.choice(facility.results), rng, now)]
+            yield [_correction(facility, rng.choice(facility.results), rng, now)]
             continue
         visit = facility.any_visit(now)
         base = {**facility.visit_context(visit), "facility_code": facility.code}
-        base["order_id"] = f"O{facility.index:05d}{facility.next_id('order'):07d}"
+        base["order_id"] = f"O{facility.index:05d}{facility.tag}{facility.next_id('order'):07d}"
         collected = now - timedelta(minutes=rng.randint(20, 360))
         batch = []
         for test in rng.sample(LAB_TESTS, rng.randint(1, 6)):
             resulted = min(collected + timedelta(minutes=rng.randint(10, 180)), now)
             context = {**base, **_result(test, rng), "collected_at": collected}
-            context["result_id"] = f"R{facility.index:05d}{facility.next_id('result'):08d}"
+            number = facility.next_id("result")
+            context["result_id"] = f"R{facility.index:05d}{facility.tag}{number:08d}"
             context["resulted_at"] = resulted
             context["status"] = "F" if rng.random() < FINAL_RATE else "P"
             facility.results.append(context)
@@ -124,38 +136,68 @@ def _result(test: LabTest, rng: random.Random) -> Context:
     }
 
 
-def _correction(earlier: Context, rng: random.Random, now: datetime) -> Context:
+def _correction(facility: Facility, earlier: Context, rng: random.Random, now: datetime
+                ) -> Context:
+    """`earlier` corrected: new value, status C, resulted after it (a second later at least,
+    so a correction never shares its result id and time with what it corrects); it replaces
+    `earlier` as the result a later correction builds on."""
     test = next(t for t in LAB_TESTS if t.code == earlier["test_code"])
-    return {**earlier, **_result(test, rng), "status": "C", "resulted_at": now}
+    resulted = max(now, earlier["resulted_at"] + timedelta(seconds=1))  # type: ignore[operator]
+    corrected = {**earlier, **_result(test, rng), "status": "C", "resulted_at": resulted}
+    facility.results.remove(earlier)
+    facility.results.append(corrected)
+    return corrected
 
 
 def census_stream(request: StreamRequest) -> Iterator[list[Context]]:
-    """Bed-board snapshots every 15 minutes back from the arrival time, one row per bed."""
+    """Bed-board snapshots every 15 minutes back from the arrival time, one row per bed.
+
+    A snapshot time another archive of the facility already sent is sent again as it was: a bed
+    board does not change its past (see `_snapshot`).
+    """
     facility, rng = request.facility, request.rng
     when = request.now.replace(minute=request.now.minute // 15 * 15, second=0)
-    while True:
-        batch = []
-        for bed in facility.beds:
-            visit = facility.occupant.get(bed.bed_id)
-            if visit is not None:
-                status, mrn = "occupied", facility.mrn(visit.patient)
-            else:
-                status = rng.choices(FREE_STATUSES, cum_weights=FREE_WEIGHTS)[0]
-                mrn = None
-            batch.append(
-                {
+    newest = when
+    try:
+        while True:
+            batch = []
+            for bed, state in zip(facility.beds, _snapshot(facility, rng, when), strict=True):
+                occupied = state >= 0
+                batch.append({
                     "facility_code": facility.code,
                     "snapshot_time": when,
                     "unit": bed.unit,
                     "bed_id": bed.bed_id,
                     "bed_type": bed.bed_type,
-                    "status": status,
-                    "mrn": mrn,
+                    "status": "occupied" if occupied else FREE_STATUSES[-1 - state],
+                    "mrn": facility.mrn(state) if occupied else None,
                     "licensed": bed.licensed,
-                }
-            )
-        yield batch
-        when -= SNAPSHOT_EVERY
+                })
+            yield batch
+            when -= SNAPSHOT_EVERY
+    finally:
+        # Snapshots older than any later archive reaches back are forgotten.
+        for moment in [m for m in facility.snapshots if m < newest - SNAPSHOT_MEMORY]:
+            del facility.snapshots[moment]
+
+
+def _snapshot(facility: Facility, rng: random.Random, when: datetime) -> array:
+    """Per bed, the occupying patient (>= 0) or -1 - the index of its free status, at `when`:
+    as first drawn (occupants from the ADT state, free statuses at random), then remembered
+    compactly so later archives send the same record."""
+    known = facility.snapshots.get(when)
+    if known is not None:
+        return known
+    states = array("i")
+    for bed in facility.beds:
+        visit = facility.occupant.get(bed.bed_id)
+        if visit is not None:
+            states.append(visit.patient)
+        else:
+            status = rng.choices(FREE_STATUSES, cum_weights=FREE_WEIGHTS)[0]
+            states.append(-1 - FREE_STATUSES.index(status))
+    facility.snapshots[when] = states
+    return states
 
 
 def encounter_stream(request: StreamRequest) -> Iterator[list[Context]]:

@@ -9,7 +9,7 @@ from typing import IO, Literal
 
 import fsspec
 
-Status = Literal["good", "quarantine"]
+Status = Literal["good", "quarantine", "resent"]
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,15 @@ class TruthRecord:
         """The record as one JSON line (without the newline)."""
         return json.dumps(asdict(self), sort_keys=False)
 
-    def resent_as(self, archive: str) -> TruthRecord:
-        """The same expectation for a byte-identical copy re-sent under another name."""
-        return replace(self, archive=archive, resent_of=self.archive)
+    def resent_as(self, archive: str, *, loaded: bool) -> TruthRecord:
+        """The expectation for a byte-identical copy re-sent under another name: the same as
+        the original's when the feed loads re-sends (`resend.action: load`), else nothing
+        loaded and status `resent`."""
+        copy = replace(self, archive=archive, resent_of=self.archive)
+        if loaded:
+            return copy
+        return replace(copy, status="resent", reason="resent", rows=dict.fromkeys(self.rows, 0),
+                       bad_rows=dict.fromkeys(self.bad_rows, 0))
 
 
 def read_truth(path: str | Path) -> list[TruthRecord]:

@@ -20,6 +20,11 @@ from lake_assets.simulate.patterns import regex_sampler
 Context = dict[str, object]
 Maker = Callable[[random.Random, datetime], object]
 DEFAULT_FORMATS = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%dT%H:%M:%S"}
+# How the simulator writes the named formats (what most senders send: seconds, no offset).
+NAMED_LAYOUTS = {
+    ("hl7", "date"): "%Y%m%d", ("hl7", "timestamp"): "%Y%m%d%H%M%S",
+    ("iso8601", "date"): "%Y-%m-%d", ("iso8601", "timestamp"): "%Y-%m-%dT%H:%M:%SZ",
+}  # fmt: skip
 # Each fails conversion to every non-string type; none reads as null in common CSV readers.
 BAD_TOKENS = {
     "integer": "12x", "long": "12x", "double": "1.2.3", "boolean": "maybe",
@@ -79,7 +84,11 @@ def format_value(column: Column, value: object) -> str:
     if kind in ("date", "timestamp") and isinstance(value, date):
         if kind == "timestamp" and not isinstance(value, datetime):
             value = datetime(value.year, value.month, value.day)
-        return value.strftime(column.format or DEFAULT_FORMATS[kind])
+        fmt = column.format or DEFAULT_FORMATS[kind]
+        text = value.strftime(NAMED_LAYOUTS.get((fmt, kind), fmt))
+        if fmt == "hl7" and kind == "timestamp" and getattr(value, "microsecond", 0):
+            text += f".{value.microsecond // 100:04d}"  # DTM's finest: 1/10,000 s
+        return text
     if kind == "boolean" and isinstance(value, bool):
         return "true" if value else "false"
     if kind == "double" and isinstance(value, float):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
+from typing import NamedTuple
 
 import fsspec
 import pyarrow as pa
@@ -64,6 +65,8 @@ class BatchSpec:
     quarantine_root: str
     password: str | None
     ingested_at: datetime
+    committed: Mapping[str, str] = field(default_factory=dict)
+    """SHA-256 -> path of archives the manifest already holds, for `feed.resend`."""
 
 
 @dataclass
@@ -111,14 +114,27 @@ def load_batch(
     failing task deletes the files it wrote before the error propagates.
     """
     tasks = max(1, min(len(spec.archives), default_parallelism(spark) * 2))
-    # Largest first, dealt round-robin, so no task gets all the big archives.
-    ordered = sorted(range(len(spec.archives)), key=lambda i: -spec.archives[i].size)
-    shares = [ordered[task::tasks] for task in range(tasks)]
+    shares = deal(spec.archives, tasks)
     # One id per partition: task k reads shares[k].
     ids = spark.range(0, tasks, numPartitions=tasks)
     # Bounded: a row per archive, per file written and per table tally, never data rows.
     rows = ids.mapInArrow(_task(spec, shares, dict(writes)), _RESULT_SCHEMA).collect()
     return _outcome(rows)
+
+
+def deal(archives: Sequence[BatchArchive], tasks: int) -> list[list[int]]:
+    """Archive indexes per task: largest first, dealt round-robin so no task gets all the big
+    archives. Archives of the same known size go to the same task, in path order: only they
+    can be byte-identical, and the task that reads them all sees a re-send within the batch."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, archive in enumerate(archives):
+        key = (archive.size, 0) if archive.size else (0, index + 1)
+        groups.setdefault(key, []).append(index)
+    ordered = sorted(groups.values(), key=lambda g: (-archives[g[0]].size, archives[g[0]].path))
+    shares: list[list[int]] = [[] for _ in range(tasks)]
+    for position, group in enumerate(ordered):
+        shares[position % tasks] += sorted(group, key=lambda i: archives[i].path)
+    return shares
 
 
 def _task(
@@ -280,6 +296,7 @@ class _Loaded:
     sha256: str
     result: ArchiveResult
     counts: dict[str, tuple[int, Counter[str]]]
+    resent_of: str | None = None
 
     def summary(self, held: Counter[tuple[str, str]]) -> dict:
         """The archive's manifest summary, given the rows the checks moved to quarantine."""
@@ -287,23 +304,33 @@ class _Loaded:
         for name, (good, bad) in self.counts.items():
             moved = held[(self.archive.path, name)]
             counts[name] = (good - moved, bad + Counter({"check_failed": moved}))
-        return _summary(self.archive, self.size, self.sha256, self.result, counts)
+        found = _summary(self.archive, self.size, self.sha256, self.result, counts)
+        return found | {"resent_of": self.resent_of}
 
 
 def _load_archives(spec: BatchSpec, archives: list[BatchArchive], sink: _Sink) -> list[_Loaded]:
     """Read archives into the sink, a few at a time (`read_archives`): up to READ_TOGETHER
-    archives or READ_TOGETHER_BYTES of them, whichever comes first."""
+    archives or READ_TOGETHER_BYTES of them, whichever comes first. An archive whose bytes
+    match a committed archive, or one read before it in this task, is a re-send: recorded as
+    such and, unless the feed loads re-sends, not read."""
     loaded: list[_Loaded] = []
-    group: list[tuple[BatchArchive, bytes]] = []
+    group: list[_Fetched] = []
+    seen = dict(spec.committed)
     size = 0
     for archive in archives:
         data = _fetch(spec.landing_root, archive.path)
         if data is None:
             result = quarantined(spec.feed, reason="missing",
                                  message="archive vanished before read")
-            loaded.append(_into_sink(spec, archive, None, result, sink))
+            loaded.append(_into_sink(spec, _Fetched(archive, None, "", None), result, sink))
             continue
-        group.append((archive, data))
+        sha256 = hashlib.sha256(data).hexdigest()
+        original = seen.setdefault(sha256, archive.path)
+        resent_of = original if original != archive.path else None
+        if resent_of is not None and spec.feed.resend.action == "skip":
+            loaded.append(_resent(spec, archive, len(data), sha256, resent_of))
+            continue
+        group.append(_Fetched(archive, data, sha256, resent_of))
         size += len(data)
         if len(group) >= READ_TOGETHER or size >= READ_TOGETHER_BYTES:
             loaded += _read_group(spec, group, sink)
@@ -311,22 +338,39 @@ def _load_archives(spec: BatchSpec, archives: list[BatchArchive], sink: _Sink) -
     return loaded + _read_group(spec, group, sink)
 
 
-def _read_group(spec: BatchSpec, group: list[tuple[BatchArchive, bytes]], sink: _Sink
-                ) -> list[_Loaded]:
+def _resent(spec: BatchSpec, archive: BatchArchive, size: int, sha256: str,
+            original: str) -> _Loaded:
+    """A re-sent archive, not read: status `resent`, naming the archive it repeats."""
+    result = quarantined(spec.feed, reason="resent",
+                         message=f"the same bytes as {original}, already committed or read")
+    result = replace(result, status="resent", tables={})
+    return _Loaded(archive, size, sha256, result, {}, resent_of=original)
+
+
+class _Fetched(NamedTuple):
+    """An archive's bytes (None when it vanished), their SHA-256, and the archive it repeats."""
+
+    archive: BatchArchive
+    data: bytes | None
+    sha256: str
+    resent_of: str | None
+
+
+def _read_group(spec: BatchSpec, group: list[_Fetched], sink: _Sink) -> list[_Loaded]:
     if not group:
         return []
-    results = read_archives(spec.feed, [(a.path, data) for a, data in group],
+    results = read_archives(spec.feed, [(f.archive.path, f.data or b"") for f in group],
                             password=spec.password)
-    return [_into_sink(spec, archive, data, result, sink)
-            for (archive, data), result in zip(group, results, strict=True)]
+    return [_into_sink(spec, fetched, result, sink)
+            for fetched, result in zip(group, results, strict=True)]
 
 
-def _into_sink(spec: BatchSpec, archive: BatchArchive, data: bytes | None,
-               result: ArchiveResult, sink: _Sink) -> _Loaded:
-    """One archive's rows into the sink with their lineage; a quarantined archive's bytes
-    are kept."""
-    sha256 = hashlib.sha256(data).hexdigest() if data is not None else ""
-    if data is not None and result.status == "quarantined":
+def _into_sink(spec: BatchSpec, fetched: _Fetched, result: ArchiveResult, sink: _Sink
+               ) -> _Loaded:
+    """One archive's rows into the sink with their lineage; the bytes of an archive quarantined
+    whole or in part (a corrupt member) are kept."""
+    archive, data, sha256 = fetched.archive, fetched.data, fetched.sha256
+    if data is not None and (result.status == "quarantined" or result.corrupt_members):
         _keep_original(spec, archive, data)
     lineage = _lineage(spec, archive, sha256)
     for name, rows in result.tables.items():
@@ -338,7 +382,8 @@ def _into_sink(spec: BatchSpec, archive: BatchArchive, data: bytes | None,
     counts = {name: (rows.good.num_rows, Counter(rows.bad.column("_reason").to_pylist()))
               for name, rows in result.tables.items()}
     size = len(data) if data is not None else 0
-    return _Loaded(archive, size, sha256, replace(result, tables={}), counts)
+    return _Loaded(archive, size, sha256, replace(result, tables={}), counts,
+                   resent_of=fetched.resent_of)
 
 
 def _as_quarantined(rows: pa.Table, errors: pa.Array, table: str) -> pa.Table:
@@ -417,4 +462,10 @@ def _summary(
         "rows_by_table": json.dumps({n: good for n, (good, _) in counts.items()}),
         "bad_by_reason": json.dumps(dict(reasons)),
         "bad_by_table": {n: dict(bad) for n, (_, bad) in counts.items() if bad},
+        "members_loaded": result.members - result.corrupt_members,
+        "members_skipped": len(result.skipped),
+        "skipped_members": json.dumps([{"name": m.name, "reason": m.reason}
+                                       for m in result.skipped]),
+        "members_quarantined": result.corrupt_members,
+        "schema_drift": json.dumps(result.drift) if result.drift else None,
     }

@@ -36,6 +36,13 @@ SCHEMA = pa.schema(
         ("message", pa.string()),
         ("ingested_at", pa.timestamp("us", tz="UTC")),
         ("committed_at", pa.timestamp("us", tz="UTC")),
+        # Added later, so older manifests lack them: every member accounted for, drift, re-sends.
+        ("members_loaded", pa.int64()),  # data files parsed
+        ("members_skipped", pa.int64()),  # members that are not data files
+        ("skipped_members", pa.string()),  # JSON [{name, reason}]
+        ("members_quarantined", pa.int64()),  # data files quarantined whole (`corrupt`)
+        ("schema_drift", pa.string()),  # JSON {table: {missing: [..], undeclared: [..]}}
+        ("resent_of", pa.string()),  # path of the committed archive with the same SHA-256
     ]
 )
 
@@ -59,6 +66,12 @@ class ManifestRow:
     message: str | None
     ingested_at: object
     committed_at: object
+    members_loaded: int | None = None
+    members_skipped: int | None = None
+    skipped_members: str | None = None
+    members_quarantined: int | None = None
+    schema_drift: str | None = None
+    resent_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class Manifest:
             data,
             mode="append",
             partition_by=["feed"],
+            schema_mode="merge",  # a manifest written before the latest columns gains them
             storage_options=self.storage_options,
             commit_properties=CommitProperties(
                 app_transactions=[Transaction(_app_id(feed, batch_id), 1)]
@@ -111,6 +125,7 @@ class Manifest:
             mode="overwrite" if self._table() is not None else "append",
             predicate=predicate if self._table() is not None else None,
             partition_by=["feed"],
+            schema_mode="merge",
             storage_options=self.storage_options,
         )
 
@@ -139,6 +154,26 @@ class Manifest:
         condition = (pc.field("feed") == feed) & (pc.field("arrival_date") >= since.isoformat())
         return table.to_pyarrow_dataset().to_table(columns=columns, filter=condition)
 
+    def digests(self, feed: str, *, since: dt.date,
+                replaced: tuple[str, Sequence[str] | None] | None = None) -> dict[str, str]:
+        """SHA-256 -> path of the feed's archives recorded with arrival dates from `since`,
+        first arrival first, re-sends left out. `replaced` (arrival date, facilities or None for
+        all) is a slice about to be replaced, whose archives do not count."""
+        table = self._table()
+        if table is None:
+            return {}
+        dataset = table.to_pyarrow_dataset()
+        wanted = ["sha256", "path", "arrival_date", "facility", "resent_of"]
+        columns = [c for c in wanted if c in dataset.schema.names]
+        condition = (pc.field("feed") == feed) & (pc.field("arrival_date") >= since.isoformat())
+        rows = _complete(dataset.to_table(columns=columns, filter=condition), wanted)
+        found: dict[str, str] = {}
+        for row in sorted(rows.to_pylist(), key=lambda r: (r["arrival_date"], r["path"])):
+            if not row["sha256"] or row.get("resent_of") or _within(row, replaced):
+                continue
+            found.setdefault(row["sha256"], row["path"])
+        return found
+
     def batch_archives(self, feed: str, batch_id: str) -> list[str]:
         """The archive paths a batch of the feed recorded, sorted."""
         table = self._table()
@@ -149,12 +184,29 @@ class Manifest:
         return sorted(found.column("path").to_pylist())
 
     def rows(self, feed: str | None = None) -> pa.Table:
-        """Every manifest row (of one feed), for reports and tests."""
+        """Every manifest row (of one feed), for reports and tests; columns an older manifest
+        lacks are null."""
         table = self._table()
         if table is None:
             return SCHEMA.empty_table()
         condition = pc.field("feed") == feed if feed else None
-        return table.to_pyarrow_dataset().to_table(filter=condition)
+        return _complete(table.to_pyarrow_dataset().to_table(filter=condition))
+
+
+def _complete(found: pa.Table, names: Sequence[str] = SCHEMA.names) -> pa.Table:
+    """`found` with the columns `names` an older manifest lacks, as nulls."""
+    for name in names:
+        if name not in found.column_names:
+            kind = SCHEMA.field(name).type
+            found = found.append_column(pa.field(name, kind), pa.nulls(found.num_rows, kind))
+    return found
+
+
+def _within(row: dict, replaced: tuple[str, Sequence[str] | None] | None) -> bool:
+    if replaced is None:
+        return False
+    date, facilities = replaced
+    return row["arrival_date"] == date and (facilities is None or row["facility"] in facilities)
 
 
 def _app_id(feed: str, batch_id: str) -> str:

@@ -140,6 +140,8 @@ def assert_archives_match_truth(lake: Path, truth: Path) -> None:
         entry = manifest[record.archive]
         if record.status == "good":
             assert entry["status"] == "loaded", (record.archive, entry["reason"])
+        elif record.status == "resent":
+            assert (entry["status"], entry["resent_of"]) == ("resent", record.resent_of)
         else:
             assert (entry["status"], entry["reason"]) == ("quarantined", record.reason)
             kept = lake / "quarantine" / "_archives" / record.feed / record.archive

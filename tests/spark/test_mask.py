@@ -50,6 +50,14 @@ def test_every_tag_in_one_pass(spark: SparkSession) -> None:
     assert [r.age for r in out] == [45, 90, 90, None]
 
 
+def test_zip3_is_null_for_anything_but_a_us_zip(spark: SparkSession) -> None:
+    values = ["02134", " 02134 ", "021345678", "02134-5678", "141 34", "SW1A 1AA", "H3Z 2Y7",
+              "1234", "123456", "02134-567", "0213A", "02134 5678", "", None]
+    df = spark.createDataFrame([(v,) for v in values], "zip string")
+    out = [r.zip for r in df.select(zip3(F.col("zip")).alias("zip")).collect()]
+    assert out == ["021", "021", "021", "021", *[None] * 10]
+
+
 def test_low_population_prefixes_are_the_safe_harbor_seventeen() -> None:
     prefixes = low_population_zip3()
     assert len(prefixes) == 17

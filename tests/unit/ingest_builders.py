@@ -66,13 +66,14 @@ def zipcrypto_zip(members: Members, password: str = PASSWORD) -> bytes:
 
 
 def plain_zip(members: Members) -> bytes:
-    """An unencrypted deflated zip; a bytes name is stored raw, without the UTF-8 flag (cp437)."""
+    """An unencrypted deflated zip; a bytes name is stored raw (NUL bytes too), without the
+    UTF-8 flag (cp437)."""
     buffer = io.BytesIO()
     raw_names: list[tuple[bytes, bytes]] = []
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members:
             if isinstance(name, bytes):
-                placeholder = bytes(b if b < 0x80 else 0x58 for b in name)
+                placeholder = bytes(b if 0 < b < 0x80 else 0x58 for b in name)
                 raw_names.append((placeholder, name))
                 name = placeholder.decode("ascii")
             archive.writestr(zipfile.ZipInfo(name), data, compress_type=zipfile.ZIP_DEFLATED)

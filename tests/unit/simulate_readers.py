@@ -9,6 +9,7 @@ import csv
 import fnmatch
 import gzip
 import io
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from lake_assets.simulate import (
 from lake_assets.storage.secrets import get_secret
 
 FORMATS = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%dT%H:%M:%S"}
+HL7_TS = re.compile(r"(\d{4})(\d\d)?(\d\d)?(\d\d)?(\d\d)?(\d\d)?(?:\.\d{1,4})?(?:[+-]\d{4})?")
 BOOLEANS = {"true", "false", "1", "0", "y", "n"}
 Counts = tuple[Counter[str], Counter[str]]
 
@@ -82,11 +84,23 @@ def judge(column: Column, value: str | None) -> str | None:
             float(value)
         elif column.type == "boolean" and value.lower() not in BOOLEANS:
             return "bad_value"
+        elif column.type in FORMATS and column.format == "hl7":
+            _hl7_time(value)
         elif column.type in FORMATS:
             datetime.strptime(value, column.format or FORMATS[column.type])
     except ValueError:
         return "bad_value"
     return None
+
+
+def _hl7_time(value: str) -> datetime:
+    match = HL7_TS.fullmatch(value)
+    if match is None:
+        raise ValueError(value)
+    year, *rest = (int(g) if g else None for g in match.groups())
+    month, day, hour, minute, second = (v if v is not None else d
+                                        for v, d in zip(rest, (1, 1, 0, 0, 0), strict=True))
+    return datetime(year, month, day, hour, minute, second)  # type: ignore[arg-type]
 
 
 def _count(feed: Feed, table: str, values: dict[str, str | None], good: Counter, bad: Counter):
@@ -121,11 +135,13 @@ def _hl7(feed: Feed, text: str, good: Counter, bad: Counter) -> None:
             continue
         for table in feed.tables:
             for occurrence in [s for s in segments if s.startswith(f"{table.selector}|")]:
-                values = {
-                    c.name: _hl7_value(segments, occurrence, c.source_or_name)
-                    for c in table.columns
-                }
+                values = {c.name: _first(segments, occurrence, c.sources) for c in table.columns}
                 _count(feed, table.name, values, good, bad)
+
+
+def _first(segments: list[str], occurrence: str, sources: tuple[str, ...]) -> str | None:
+    found = [_hl7_value(segments, occurrence, source) for source in sources]
+    return next((v for v in found if v), next((v for v in found if v is not None), None))
 
 
 def _hl7_value(segments: list[str], occurrence: str, source: str) -> str | None:

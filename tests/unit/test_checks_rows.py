@@ -84,13 +84,49 @@ def test_phi_columns_never_show_their_values() -> None:
 
 
 def test_duplicate_keys_fail_after_the_first_and_nulls_are_not_compared() -> None:
-    data = rows(site=["FAC00001"] * 4, result=["R001", "R001", "R002", "R001"])
+    data = rows(site=["FAC00001"] * 4, result=["R001", "R001", "R002", "R001"],
+                mrn=["M1"] * 4, status=["P"] * 4, value=[1.0] * 4, rank=[1] * 4)
 
     verdict = evaluate_rows(compile_rules(LAB), data)
 
     assert verdict.tally.failing == {"keys.unique": 2}
     assert verdict.tally.samples["keys.unique"] == ("FAC00001|R001",)
     assert verdict.reasons.null_count == 4  # uniqueness keeps rows: silver merges them
+
+
+def test_records_sharing_a_key_with_other_content_are_conflicts_with_their_archives() -> None:
+    data = rows(site=["FAC00001"] * 4, result=["R001", "R001", "R002", "R001"],
+                mrn=["M1", "M1", "M2", "M88812345"], status=["P"] * 4, value=[1.0] * 4,
+                rank=[1] * 4)
+    data = data.append_column("_source_archive", pa.array(["a.zip", "a.zip", "a.zip", "b.zip"]))
+
+    verdict = evaluate_rows(compile_rules(LAB), data)
+
+    # R001 was sent as two different records: all three of its rows are in conflict.
+    assert verdict.tally.failing == {"keys.unique": 2, "keys.conflict": 3}
+    assert verdict.tally.failing_by_check["keys_conflict"] == 3
+    assert verdict.tally.samples["keys.conflict"] == ("FAC00001|R001",)
+    assert verdict.tally.archives == {"keys.conflict": ("a.zip", "b.zip")}
+    assert "M88812345" not in verdict.tally.to_json()
+    # Judged within each archive (as bronze does), a.zip's copies agree and b.zip has one.
+    within = evaluate_rows(compile_rules(LAB), data, within=("_source_archive",))
+    assert "keys.conflict" not in within.tally.failing
+
+
+def test_on_conflict_chooses_keep_quarantine_or_fail() -> None:
+    from lake_assets.catalog.models import TableChecks
+
+    data = rows(site=["FAC00001"] * 4, result=["R001", "R001", "R002", "R003"])
+    for action, reasons, failed in (
+        ("keep_latest", [None] * 4, ()),
+        ("quarantine_both", ["keys.conflict", "keys.conflict", None, None], ()),
+        ("fail", [None] * 4, ("keys.conflict",)),
+    ):
+        table = LAB.model_copy(update={"checks": TableChecks(on_conflict=action)})
+        verdict = evaluate_rows(compile_rules(table), data)
+        assert verdict.tally.failing["keys.conflict"] == 2
+        assert verdict.reasons.to_pylist() == reasons, action
+        assert verdict.failed == failed, action
 
 
 def test_a_wrong_type_fails_schema_once_and_skips_value_rules() -> None:

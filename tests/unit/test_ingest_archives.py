@@ -12,7 +12,7 @@ import pytest
 
 from lake_assets.catalog.models import Feed
 from lake_assets.errors import ArchiveRejected
-from lake_assets.ingest.archives import Member, iter_members
+from lake_assets.ingest.archives import Member, Skipped, iter_members, member_tables
 from tests.unit.ingest_builders import (
     PASSWORD,
     Members,
@@ -22,6 +22,7 @@ from tests.unit.ingest_builders import (
     lie_about_size,
     plain_zip,
     with_archive,
+    with_table,
     zipcrypto_zip,
 )
 
@@ -205,11 +206,40 @@ def test_hostile_names_are_labels_and_nothing_touches_disk(
     assert not (tmp_path.parent.parent / "escape.csv").exists()
 
 
-def test_unreadable_member_name_refuses_the_archive_rather_than_skipping_it() -> None:
+def test_an_unreadable_member_name_is_a_problem_member_not_a_skip() -> None:
     data = plain_zip([("a\u00e9.csv", ROWS)]).replace("\u00e9".encode(), b"\xff\xfe")
-    error = rejection(data, password=None)
-    assert error.reason == "corrupt"
-    assert "name" in error.detail
+    skipped: list[Skipped] = []
+    found = list(iter_members(LAB, data=data, path=PATH, password=None, skipped=skipped))
+    assert found == [Member("#1", ROWS, "member #1: its name cannot be read")]
+    assert skipped == []
+
+
+def test_every_member_is_yielded_or_skipped_with_its_reason() -> None:
+    data = plain_zip([
+        (b"a\x00.pdf", ROWS), (b"b.csv\x00", ROWS), ("c.csv", ROWS), ("d/", b""),
+        ("e.txt", b"x"), (b"caf\x82.csv", ROWS), ("dir\\f.csv", ROWS),
+    ])
+    skipped: list[Skipped] = []
+    found = list(iter_members(LAB, data=data, path=PATH, password=None, skipped=skipped))
+    # libarchive cuts a name at its NUL byte: both are quarantined, whether or not the cut
+    # name still matches the pattern; a name decoded another way or with a backslash is fine.
+    assert [(m.name, m.problem) for m in found] == [
+        ("a", "member #1: its stored name holds a NUL byte and was read cut short"),
+        ("b.csv", "member #2: its stored name holds a NUL byte and was read cut short"),
+        ("c.csv", None), ("caf\u00e9.csv", None), (found[4].name, None),
+    ]
+    assert skipped == [Skipped("d/", "directory"), Skipped("e.txt", "pattern")]
+
+
+def test_tables_may_route_members_by_their_own_pattern() -> None:
+    lab = with_table(LAB, member_pattern="results_*.csv")
+    assert member_tables(lab, "RESULTS_1.csv") == (lab.tables[0],)
+    assert member_tables(lab, "orders.csv") == ()
+    skipped: list[Skipped] = []
+    data = plain_zip([("results_1.csv", ROWS), ("orders.csv", ROWS)])
+    found = list(iter_members(lab, data=data, path=PATH, password=None, skipped=skipped))
+    assert [m.name for m in found] == ["results_1.csv"]
+    assert skipped == [Skipped("orders.csv", "pattern")]
 
 
 def test_rejection_pickles_with_its_fields() -> None:

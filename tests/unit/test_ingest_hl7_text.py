@@ -53,7 +53,12 @@ def test_msh_fields_are_numbered_from_the_separator() -> None:
         ("MSH|^~\\&|EHR", STANDARD),
         ("MSH#$%@*#EHR", Encoding("#", "$", "%", "@", "*")),
         ("MSH|^~\\&#|EHR", STANDARD),
-        ("MSH|^~\\|EHR", None),
+        # Older senders declare fewer encoding characters; the rest are not used.
+        ("MSH|^~\\|EHR", Encoding("|", "^", "~", "\\", None)),
+        ("MSH|^~}|EHR", Encoding("|", "^", "~", "}", None)),
+        ("MSH|^~|EHR", Encoding("|", "^", "~", None, None)),
+        ("MSH|^|EHR", None),
+        ("MSH|^~\\&#$|EHR", None),
         ("MSH|^^\\&|EHR", None),
         ("MSHA^~\\&|EHR", None),
         ("PID|^~\\&|EHR", None),
@@ -62,6 +67,17 @@ def test_msh_fields_are_numbered_from_the_separator() -> None:
 )
 def test_encoding_characters_come_from_msh(header: str, expected: Encoding | None) -> None:
     assert read_encoding(header) == expected
+
+
+def test_three_encoding_characters_read_fields_without_subcomponents() -> None:
+    encoding = read_encoding("MSH|^~\\|EHR")
+    assert encoding is not None
+    fields = "PID|1||M1~M2||O\\S\\Brien^Ann&B||x\\T\\y".split("|")
+    assert field_value(fields, 3, 1, 1, encoding) == "M1"
+    assert field_value(fields, 5, 1, 1, encoding) == "O^Brien"
+    assert field_value(fields, 5, 2, 1, encoding) == "Ann&B"  # & is data here
+    assert field_value(fields, 5, 2, 2, encoding) == ""
+    assert field_value(fields, 7, 1, 1, encoding) == "x\\T\\y"  # no subcomponent to escape
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
@@ -60,7 +60,9 @@ def test_adt_zipcrypto_fills_three_tables_and_counts_malformed_in_the_first() ->
     assert counts == {"adt_messages": (1, 2), "patients": (1, 0), "visits": (1, 1)}
     messages = result.tables["adt_messages"]
     assert messages.bad.column("_reason").to_pylist() == ["malformed", "missing_column"]
-    assert messages.good.column("event_time").to_pylist() == [datetime(2024, 1, 15, 10, 30)]
+    assert messages.good.column("event_time").to_pylist() == [
+        datetime(2024, 1, 15, 10, 30, tzinfo=UTC)]
+    assert messages.good.column("event_time_precision").to_pylist() == ["second"]
 
 
 def test_encounter_xml_zip_with_many_files() -> None:
@@ -140,12 +142,12 @@ def test_fail_mode_quarantines_rows_of_a_file_with_an_undeclared_header() -> Non
 def test_arrow_schema_is_declared_types_rescued_member_and_lineage() -> None:
     adt = feed("adt_events")
     schema = arrow_schema(adt.table("visits"))
-    assert schema.names == [c.name for c in adt.table("visits").columns] + [
-        "_rescued_data",
-        "_source_member",
-        *LINEAGE,
-    ]
-    assert schema.field("admit_time").type == pa.timestamp("us")
+    declared = []
+    for column in adt.table("visits").columns:
+        declared += [column.name] + ([f"{column.name}_precision"] if column.format == "hl7" else [])
+    assert schema.names == [*declared, "_rescued_data", "_source_member", *LINEAGE]
+    assert "admit_time_precision" in schema.names
+    assert schema.field("admit_time").type == pa.timestamp("us", tz="UTC")
     assert schema.field("_ingested_at").type == pa.timestamp("us", tz="UTC")
     assert quarantine_schema().names == ["_source_member", "_reason", "_error", "_raw", *LINEAGE]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def test_another_seed_gives_other_data(catalog: Catalog, tmp_path: Path) -> None
     assert [r.archive for r in first] != [r.archive for r in second]
 
 
-def test_resent_archives_are_byte_identical_copies_that_load_again(
+def test_resent_archives_are_byte_identical_copies_expected_to_load_nothing(
     catalog: Catalog, tmp_path: Path
 ) -> None:
     _, summary, truth = run_simulation(tmp_path, catalog, rate=120, resend_rate=0.2)
@@ -73,6 +74,24 @@ def test_resent_archives_are_byte_identical_copies_that_load_again(
         original = by_path[copy.resent_of]
         assert copy.archive != original.archive
         assert (landing / copy.archive).read_bytes() == (landing / original.archive).read_bytes()
+        # The shipped feeds skip re-sends (resend.action: skip): the copy loads nothing.
+        assert (copy.status, copy.reason) == ("resent", "resent")
+        assert not any(copy.rows.values()) and not any(copy.bad_rows.values())
+        assert set(copy.rows) == set(original.rows)
+
+
+def test_a_feed_that_loads_resends_expects_the_original_rows_again(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    loading = [f.model_copy(update={"resend": f.resend.model_copy(update={"action": "load"})})
+               for f in catalog.feeds]
+    _, _, truth = run_simulation(tmp_path, replace(catalog, feeds=tuple(loading)), rate=120,
+                                 resend_rate=0.2)
+    by_path = {record.archive: record for record in truth}
+    copies = [record for record in truth if record.resent_of]
+    assert copies
+    for copy in copies:
+        original = by_path[copy.resent_of]
         assert (copy.rows, copy.bad_rows, copy.status) == (
             original.rows, original.bad_rows, original.status,
         )  # fmt: skip
@@ -99,6 +118,42 @@ def _adt_messages(catalog: Catalog, landing: Path, truth: list) -> list[dict[str
                     }
                 )
     return messages
+
+
+def _identifiers(catalog: Catalog, landing: Path, truth: list) -> dict[str, set[str]]:
+    """Message ids, visit numbers and MRNs of the ADT messages of a run."""
+    messages = _adt_messages(catalog, landing, truth)
+    ids = {"visit": {m["visit"] for m in messages}, "mrn": {m["mrn"] for m in messages}}
+    feed = catalog.feed("adt_events")
+    ids["message"] = {
+        message.split("\r")[0].split("|")[9]
+        for record in truth if record.feed == "adt_events" and not record.resent_of
+        for _, data in members(feed, (landing / record.archive).read_bytes())
+        for message in filter(None, data.decode().split("\r\n"))
+    }
+    return ids
+
+
+def test_identifiers_never_repeat_across_runs_seeds_or_start_times(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """`make run` lands a backfill and then a live run: their records must never share ids."""
+    runs = {
+        "backfill": {"seed": 7},
+        "other seed": {"seed": 0},
+        "later start": {"seed": 7, "start": datetime(2025, 3, 1, 9, tzinfo=UTC)},
+        "again": {"seed": 7},
+    }
+    found = {}
+    for name, changes in runs.items():
+        _, _, truth = run_simulation(tmp_path / name.replace(" ", "_"), catalog, rate=60,
+                                     facilities=2, feeds=("adt_events",), **changes)
+        found[name] = _identifiers(catalog, tmp_path / name.replace(" ", "_") / "landing",
+                                   truth)
+    for kind in ("message", "visit", "mrn"):
+        assert found["backfill"][kind] == found["again"][kind]  # a run repeats exactly
+        for other in ("other seed", "later start"):
+            assert found["backfill"][kind].isdisjoint(found[other][kind]), (kind, other)
 
 
 def test_patients_stay_consistent_across_feeds_and_over_time(

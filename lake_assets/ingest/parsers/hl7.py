@@ -10,7 +10,6 @@ kept verbatim as `{"ZPV": ["ZPV|..."]}`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake_assets.catalog.models import Feed
+from lake_assets.catalog.table_rules import HL7_PATH
 from lake_assets.errors import ColumnSourceError
 from lake_assets.ingest.parsers.hl7_text import (
     HL7_NULL,
@@ -37,7 +37,6 @@ from lake_assets.ingest.records import (
     to_json,
 )
 
-_PATH = re.compile(r"^([A-Z][A-Z0-9]{2})-([1-9]\d*)(?:\.([1-9]\d*))?(?:\.([1-9]\d*))?$")
 _ENVELOPE = frozenset({"FHS", "FTS", "BHS", "BTS"})
 _FRAMING = "\x0b\x1c"
 
@@ -66,7 +65,8 @@ class TableLayout:
 
     name: str
     selector: str
-    paths: tuple[tuple[str, FieldPath], ...]
+    paths: tuple[tuple[str, tuple[FieldPath, ...]], ...]
+    """Each column's paths, in order of preference: the first non-empty value wins."""
     segments: tuple[str, ...]
     """The segments the columns read, selector first."""
 
@@ -83,24 +83,27 @@ def build_layout(feed: Feed) -> Layout:
     """The HL7 layout of `feed`; raises ColumnSourceError for a source that is not a field path.
 
     A path without a component means component 1 (python-hl7's rule); only the first
-    repetition of a field is addressable.
+    repetition of a field is addressable. A column may list several paths, for feeds that put
+    the same data in different fields: the first non-empty one wins.
     """
     tables = []
     for table in feed.tables:
         paths = tuple(
-            (column.name, _field_path(feed, table.name, column.name, column.source_or_name))
+            (column.name, tuple(_field_path(feed, table.name, column.name, source)
+                                for source in column.sources))
             for column in table.columns
         )
         selector = table.selector or "MSH"
-        segments = tuple(dict.fromkeys([selector] + [path.segment for _, path in paths]))
+        read = [path.segment for _, column in paths for path in column]
+        segments = tuple(dict.fromkeys([selector, *read]))
         tables.append(TableLayout(table.name, selector, paths, segments))
     referenced = {"MSH"} | {t.selector for t in tables}
-    referenced |= {path.segment for t in tables for _, path in t.paths}
+    referenced |= {path.segment for t in tables for _, column in t.paths for path in column}
     return Layout(tuple(tables), frozenset(referenced))
 
 
 def _field_path(feed: Feed, table: str, column: str, source: str) -> FieldPath:
-    match = _PATH.match(source)
+    match = HL7_PATH.match(source)
     if not match:
         raise ColumnSourceError(
             f"feed {feed.name} table {table} column {column}: source {source!r} is not an HL7 "
@@ -191,7 +194,7 @@ class _Columnar:
             read = {table.selector: segments.take(pa.array(rows, pa.int64()))}
             for name in table.segments[1:]:
                 read[name] = segments.take(_first_in_message(where(name), message, rows))
-            columns = {name: _cut(read[path.segment], path) for name, path in table.paths}
+            columns = {name: _first_filled(read, paths) for name, paths in table.paths}
             tables[table.name] = RawTable(
                 columns=columns,
                 unknown=[unknown.get(m) for m in message[rows]] if unknown else [None] * len(rows),
@@ -253,9 +256,9 @@ class _Values:
         """One record per selector occurrence, its values picked field by field."""
         split = {key: [s.split(encoding.field) for s in value] for key, value in found.items()}
         for occurrence in split.get(table.selector, ()):
-            for name, path in table.paths:
-                self.values[name].append(_value(split, occurrence, table.selector, path,
-                                                encoding))
+            for name, paths in table.paths:
+                self.values[name].append(_first_value(split, occurrence, table.selector, paths,
+                                                      encoding))
             self.members.append(member)
             self.unknown.append(extra)
 
@@ -351,6 +354,32 @@ def _split(
         else:
             extra.setdefault(name, []).append(segment)
     return found, (dict(extra) or None)
+
+
+def _first_value(found: Fields, occurrence: list[str], selector: str,
+                 paths: tuple[FieldPath, ...], encoding: Encoding) -> str | None:
+    """The first non-empty value of `paths`; else "" when one of them is present, else None."""
+    first = None
+    for path in paths:
+        value = _value(found, occurrence, selector, path, encoding)
+        if value:
+            return value
+        first = value if first is None else first
+    return first
+
+
+def _first_filled(read: dict[str, pa.Array], paths: tuple[FieldPath, ...]) -> pa.Array:
+    """Row by row, the value of the first path that is non-empty; else "" when one is present,
+    else null. A later path is cut only when an earlier one left a row empty."""
+    result = _cut(read[paths[0].segment], paths[0])
+    for path in paths[1:]:
+        empty = pc.fill_null(pc.equal(result, ""), True)
+        if not pc.any(empty).as_py():
+            break
+        other = _cut(read[path.segment], path)
+        better = pc.and_(empty, pc.fill_null(pc.not_equal(other, ""), False))
+        result = pc.if_else(better, other, pc.coalesce(result, other))
+    return result
 
 
 def _value(

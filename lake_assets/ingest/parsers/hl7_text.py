@@ -11,36 +11,39 @@ _FORMATTING = {"H": "", "N": "", ".br": "\n", ".sp": "\n", ".fi": "", ".nf": "",
 
 
 class Encoding(NamedTuple):
-    """A message's separators (MSH-1 and MSH-2) and escape character."""
+    """A message's separators (MSH-1 and MSH-2) and escape character; None for the ones an
+    older sender's MSH-2 leaves out."""
 
     field: str
     component: str
-    repetition: str
-    escape: str
-    subcomponent: str
+    repetition: str | None
+    escape: str | None
+    subcomponent: str | None
 
 
 def read_encoding(header: str) -> Encoding | None:
     """The separators an MSH segment declares; None when it is not a valid MSH.
 
-    Valid: `MSH`, a field separator, then 4 or 5 distinct encoding characters (the 5th, v2.7's
-    truncation character, is accepted and ignored), none a letter, digit or blank.
+    Valid: `MSH`, a field separator, then 2 to 5 distinct encoding characters in their fixed
+    order (component, repetition, escape, subcomponent; a 5th, v2.7's truncation character, is
+    accepted and ignored), none a letter, digit or blank. Real feeds send 3 (`^~\\`, `^~}`):
+    the characters left out are simply not used by that sender.
     """
-    if len(header) < 8 or not header.startswith("MSH"):
+    if len(header) < 6 or not header.startswith("MSH"):
         return None
     separator = header[3]
     if separator.isalnum() or separator.isspace():
         return None
     characters = header[4:].split(separator, 1)[0]
     if (
-        len(characters) not in (4, 5)
+        not 2 <= len(characters) <= 5
         or len(set(characters)) != len(characters)
         or separator in characters
         or any(ch.isalnum() or ch.isspace() for ch in characters)
     ):
         return None
-    component, repetition, escape, subcomponent = characters[:4]
-    return Encoding(separator, component, repetition, escape, subcomponent)
+    padded = [*characters[:4], None, None]
+    return Encoding(separator, characters[0], padded[1], padded[2], padded[3])
 
 
 def field_value(
@@ -58,16 +61,19 @@ def field_value(
         index = field
     if index >= len(fields):
         return ""
-    value = fields[index].split(encoding.repetition, 1)[0]
+    value = fields[index]
+    if encoding.repetition is not None:
+        value = value.split(encoding.repetition, 1)[0]
     value = _part(value, component, encoding.component)
     value = _part(value, subcomponent, encoding.subcomponent)
     if value == HL7_NULL:
         return ""
-    return unescape(value, encoding) if encoding.escape in value else value
+    escape = encoding.escape
+    return unescape(value, encoding) if escape is not None and escape in value else value
 
 
-def _part(value: str, number: int, separator: str) -> str:
-    if separator not in value:
+def _part(value: str, number: int, separator: str | None) -> str:
+    if separator is None or separator not in value:
         return value if number == 1 else ""
     parts = value.split(separator)
     return parts[number - 1] if number <= len(parts) else ""
@@ -79,14 +85,11 @@ def unescape(value: str, encoding: Encoding) -> str:
     An unknown or unterminated sequence is kept as it was sent; nothing is ever logged.
     """
     esc = encoding.escape
-    known = {
-        "F": encoding.field,
-        "S": encoding.component,
-        "T": encoding.subcomponent,
-        "R": encoding.repetition,
-        "E": esc,
-        **_FORMATTING,
-    }
+    if esc is None:
+        return value
+    separators = {"F": encoding.field, "S": encoding.component, "T": encoding.subcomponent,
+                  "R": encoding.repetition, "E": esc}
+    known = {**{k: v for k, v in separators.items() if v is not None}, **_FORMATTING}
     out: list[str] = []
     position = 0
     while True:
