@@ -2,20 +2,24 @@
 
 Rows are few (one per archive of a batch), so the driver writes them with delta-rs directly. Each
 batch's rows commit with the app transaction `manifest/<feed>/<batch>`, so a replayed batch never
-records an archive twice. This module owns the table: others go through `Manifest`'s queries,
-never its Delta table or column names.
+records an archive twice. A batch whose processing kept failing is recorded `dead_letter` without
+that transaction, and replaced by its real rows once a replay commits it. This module owns the
+table: others go through `Manifest`'s queries, never its Delta table or column names.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 MANIFEST_TABLE = "_lake/ingested_files"  # the table's name under the lake root
 
@@ -28,7 +32,7 @@ SCHEMA = pa.schema(
         ("facility", pa.string()),
         ("arrival_date", pa.string()),
         ("batch_id", pa.string()),
-        ("status", pa.string()),  # loaded | quarantined | failed
+        ("status", pa.string()),  # loaded | quarantined | failed | dead_letter | replay
         ("rows", pa.int64()),
         ("bad_rows", pa.int64()),
         ("rows_by_table", pa.string()),  # JSON {table: rows}
@@ -36,8 +40,18 @@ SCHEMA = pa.schema(
         ("message", pa.string()),
         ("ingested_at", pa.timestamp("us", tz="UTC")),
         ("committed_at", pa.timestamp("us", tz="UTC")),
+        # Added later (null in older rows): runs the batch took, counting the one that committed.
+        ("attempts", pa.int64()),
     ]
 )
+
+DEAD_LETTER = "dead_letter"  # processing failed every attempt; the owners were alerted
+REPLAY = "replay"  # a dead letter an operator asked to load again
+OUTSTANDING = (DEAD_LETTER, REPLAY)
+# Feed names and batch ids are the only values that go into a predicate.
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-]{1,80}$")
+_COMMIT_TRIES = 5
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ class ManifestRow:
     message: str | None
     ingested_at: object
     committed_at: object
+    attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,21 +95,88 @@ class Manifest:
         return table is not None and table.transaction_version(_app_id(feed, batch_id)) is not None
 
     def record(self, feed: str, batch_id: str, rows: Iterable[ManifestRow]) -> bool:
-        """Append a batch's rows once; returns False when the batch was already recorded."""
-        if self.committed(feed, batch_id):
-            return False
-        data = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
+        """Append a batch's rows once, in place of its dead-letter rows if it has any; returns
+        False when the batch was already recorded."""
+        data = _arrow(rows)
+        properties = CommitProperties(app_transactions=[Transaction(_app_id(feed, batch_id), 1)])
+
+        def write() -> bool:
+            if self.committed(feed, batch_id):
+                return False
+            self._write_batch(feed, batch_id, data, properties)
+            return True
+
+        return _retry_conflicts(write)
+
+    def dead_letter(self, feed: str, batch_id: str, rows: Iterable[ManifestRow]) -> bool:
+        """Record a batch's archives as dead letters (replacing earlier ones of the batch);
+        returns False when the batch was committed meanwhile."""
+        data = _arrow(rows)
+
+        def write() -> bool:
+            if self.committed(feed, batch_id):
+                return False
+            self._write_batch(feed, batch_id, data, None)
+            return True
+
+        return _retry_conflicts(write)
+
+    def request_replay(self, feed: str | None = None, batch_id: str | None = None) -> int:
+        """Mark dead letters (of a feed, of one batch) for replay; returns how many archives.
+
+        The feed's sensor requests their batches again. Raises ValueError for a feed or batch
+        that is not an identifier.
+        """
+        condition = pc.field("status") == DEAD_LETTER
+        for column, value in (("feed", feed), ("batch_id", batch_id)):
+            if value:
+                condition &= pc.field(column) == _checked(value)
+        chosen = self._select(condition, columns=["feed", "batch_id"]).to_pylist()
+        batches: dict[str, set[str]] = {}
+        for row in chosen:
+            batches.setdefault(row["feed"], set()).add(row["batch_id"])
+        return sum(_retry_conflicts(lambda f=f, b=b: self._mark_replay(f, sorted(b)))
+                   for f, b in sorted(batches.items()))
+
+    def _mark_replay(self, feed: str, batch_ids: list[str]) -> int:
+        """Rewrite the rows of dead-lettered batches with status `replay`, stamped now."""
+        rows = self._select((pc.field("feed") == feed) & pc.field("batch_id").isin(batch_ids)
+                            & (pc.field("status") == DEAD_LETTER))
+        stamp = pa.scalar(dt.datetime.now(dt.UTC), SCHEMA.field("committed_at").type)
+        for name, value in (("status", pa.scalar(REPLAY)), ("committed_at", stamp)):
+            rows = rows.set_column(rows.schema.get_field_index(name), SCHEMA.field(name),
+                                   pa.array([value.as_py()] * rows.num_rows, value.type))
+        listed = ", ".join(f"'{_checked(b)}'" for b in batch_ids)
+        write_deltalake(
+            self.uri, rows, mode="overwrite", partition_by=["feed"],
+            predicate=f"feed = '{_checked(feed)}' AND batch_id IN ({listed})",
+            schema_mode="merge", storage_options=self.storage_options)
+        return rows.num_rows
+
+    def outstanding(self, feed: str | None = None) -> pa.Table:
+        """Dead letters and archives waiting for replay (of one feed): a row per archive with
+        the manifest's columns; `committed_at` is when it was dead-lettered or replay asked."""
+        condition = pc.field("status").isin(list(OUTSTANDING))
+        if feed:
+            condition &= pc.field("feed") == feed
+        return self._select(condition)
+
+    def _write_batch(self, feed: str, batch_id: str, data: pa.Table,
+                     properties: CommitProperties | None) -> None:
+        """Append `data`, or replace the batch's outstanding rows by it."""
+        replacing = self._table() is not None and self._select(
+            (pc.field("feed") == feed) & (pc.field("batch_id") == batch_id)
+            & pc.field("status").isin(list(OUTSTANDING)), columns=["path"]).num_rows > 0
         write_deltalake(
             self.uri,
             data,
-            mode="append",
+            mode="overwrite" if replacing else "append",
+            predicate=f"feed = '{_checked(feed)}'{_where(None, batch_id)}" if replacing else None,
             partition_by=["feed"],
+            schema_mode="merge",  # manifests written before a column was added stay readable
             storage_options=self.storage_options,
-            commit_properties=CommitProperties(
-                app_transactions=[Transaction(_app_id(feed, batch_id), 1)]
-            ),
+            commit_properties=properties,
         )
-        return True
 
     def replace_slice(
         self, feed: str, date: str, facilities: Sequence[str] | None, rows: Iterable[ManifestRow]
@@ -150,12 +232,55 @@ class Manifest:
 
     def rows(self, feed: str | None = None) -> pa.Table:
         """Every manifest row (of one feed), for reports and tests."""
+        return self._select(pc.field("feed") == feed if feed else None)
+
+    def _select(self, condition: pc.Expression | None,
+                columns: list[str] | None = None) -> pa.Table:
+        """Rows matching `condition` with SCHEMA's columns (or `columns`); a column older rows
+        lack reads as null."""
         table = self._table()
+        wanted = columns or SCHEMA.names
         if table is None:
-            return SCHEMA.empty_table()
-        condition = pc.field("feed") == feed if feed else None
-        return table.to_pyarrow_dataset().to_table(filter=condition)
+            return SCHEMA.empty_table().select(wanted)
+        dataset = table.to_pyarrow_dataset()
+        present = [c for c in wanted if c in dataset.schema.names]
+        found = dataset.to_table(columns=present, filter=condition)
+        for name in wanted:
+            if name not in present:
+                found = found.append_column(SCHEMA.field(name),
+                                            pa.nulls(found.num_rows, SCHEMA.field(name).type))
+        return found.select(wanted)
 
 
 def _app_id(feed: str, batch_id: str) -> str:
     return f"manifest/{feed}/{batch_id}"
+
+
+def _arrow(rows: Iterable[ManifestRow]) -> pa.Table:
+    return pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
+
+
+def _checked(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a feed name or batch id")
+    return value
+
+
+def _where(feed: str | None, batch_id: str | None) -> str:
+    """` AND feed = '…' AND batch_id = '…'` for the arguments given."""
+    parts = [f" AND {column} = '{_checked(value)}'"
+             for column, value in (("feed", feed), ("batch_id", batch_id)) if value]
+    return "".join(parts)
+
+
+def _retry_conflicts(write: Callable[[], _T]) -> _T:
+    """`write()`, run again when a concurrent commit to the manifest got in first (runs of
+    other feeds append their rows all the time)."""
+    for attempt in range(_COMMIT_TRIES):
+        try:
+            return write()
+        except CommitFailedError:
+            if attempt == _COMMIT_TRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
