@@ -161,6 +161,24 @@ class Manifest:
             condition &= pc.field("feed") == feed
         return self._select(condition)
 
+    def status_counts(self, feed: str | None = None, date: str | None = None) -> pa.Table:
+        """Archives per feed and status (of one feed, one arrival date), and how many of them
+        took more than one run: columns `feed`, `status`, `archives`, `retried`."""
+        condition = None
+        for column, value in (("feed", feed), ("arrival_date", date)):
+            if value:
+                term = pc.field(column) == value
+                condition = term if condition is None else condition & term
+        found = self._select(condition, columns=["feed", "status", "attempts"])
+        retried = pc.fill_null(pc.greater(found.column("attempts"), 1), False)
+        found = found.append_column("retried", pc.cast(retried, pa.int64()))
+        counts = found.group_by(["feed", "status"]).aggregate(
+            [("status", "count"), ("retried", "sum")])
+        return pa.table({"feed": counts["feed"], "status": counts["status"],
+                         "archives": counts["status_count"],
+                         "retried": counts["retried_sum"]}).sort_by([("feed", "ascending"),
+                                                                     ("status", "ascending")])
+
     def _write_batch(self, feed: str, batch_id: str, data: pa.Table,
                      properties: CommitProperties | None) -> None:
         """Append `data`, or replace the batch's outstanding rows by it."""
