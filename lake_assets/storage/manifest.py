@@ -113,10 +113,14 @@ class Manifest:
         returns False when the batch was committed meanwhile."""
         data = _arrow(rows)
 
+        # Marks that the batch has had dead letters, so its real rows replace them later.
+        marked = CommitProperties(
+            app_transactions=[Transaction(_dead_app_id(feed, batch_id), 1)])
+
         def write() -> bool:
             if self.committed(feed, batch_id):
                 return False
-            self._write_batch(feed, batch_id, data, None)
+            self._write_batch(feed, batch_id, data, marked)
             return True
 
         return _retry_conflicts(write)
@@ -181,10 +185,11 @@ class Manifest:
 
     def _write_batch(self, feed: str, batch_id: str, data: pa.Table,
                      properties: CommitProperties | None) -> None:
-        """Append `data`, or replace the batch's outstanding rows by it."""
-        replacing = self._table() is not None and self._select(
-            (pc.field("feed") == feed) & (pc.field("batch_id") == batch_id)
-            & pc.field("status").isin(list(OUTSTANDING)), columns=["path"]).num_rows > 0
+        """Append `data`, or replace the rows of a batch that had dead letters by it."""
+        table = self._table()
+        # The app transaction answers from the log: no scan of the manifest for every batch.
+        replacing = table is not None and table.transaction_version(
+            _dead_app_id(feed, batch_id)) is not None
         write_deltalake(
             self.uri,
             data,
@@ -272,6 +277,10 @@ class Manifest:
 
 def _app_id(feed: str, batch_id: str) -> str:
     return f"manifest/{feed}/{batch_id}"
+
+
+def _dead_app_id(feed: str, batch_id: str) -> str:
+    return f"dead_letter/{feed}/{batch_id}"
 
 
 def _arrow(rows: Iterable[ManifestRow]) -> pa.Table:
