@@ -19,7 +19,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.catalog.models import Feed, RetryPolicy
-from lake_assets.errors import SecretNotFoundError
+from lake_assets.errors import MetadataError, SecretNotFoundError
 from lake_assets.factory import recovery
 from lake_assets.factory.batching import SETTLED, FeedCursor
 from lake_assets.factory.bronze import build_bronze_assets
@@ -29,7 +29,7 @@ from lake_assets.factory.run_tags import ATTEMPT_TAG, BATCH_TAG, FEED_TAG
 from lake_assets.factory.sensors import build_feed_sensor
 from lake_assets.storage.landing import LandedArchive
 from lake_assets.storage.manifest import Manifest
-from tests.conftest import METADATA, project_instance
+from tests.conftest import METADATA, EditFn, project_instance
 
 CATALOG = load_catalog(METADATA)
 QUICK = RetryPolicy(max_attempts=3, backoff=timedelta(milliseconds=1))
@@ -246,3 +246,11 @@ def test_runs_whose_process_died_are_failed_and_live_ones_kept() -> None:
         assert run_fault(instance, instance.get_run_by_id(dead.run_id)).retryable
     # A pid that now belongs to a process started after the run's event is not the worker.
     assert not is_alive(os.getpid(), logged_at=0.0)
+
+
+def test_retry_settings_are_checked_at_load_naming_the_file(
+    metadata_copy: Path, edit_yaml: EditFn
+) -> None:
+    edit_yaml("feeds/lab_results.yaml", lambda data: data.update(retry={"max_attempts": 0}))
+    with pytest.raises(MetadataError, match=r"lab_results\.yaml: retry\.max_attempts"):
+        load_catalog(metadata_copy)
