@@ -15,12 +15,12 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.compute as pc
 import yaml
-from lake_assets.resources import DeltaLake
 
 from benchmarks import PROJECT_ROOT
 from benchmarks.memory import MemoryPeaks, MemorySampler
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.definitions import build_definitions
+from lake_assets.resources import DeltaLake
 
 # Runs still log every event to the instance; only the console copy is trimmed.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

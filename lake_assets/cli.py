@@ -21,6 +21,7 @@ from rich.text import Text
 from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.catalog.query import run_query
 from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
+from lake_assets.plan_command import register as register_plan
 from lake_assets.simulate.command import register as register_simulate
 from lake_assets.storage.manifest import Manifest
 from lake_assets.storage.spark import DEFAULT_CONNECT_PORT, connect_server_command, wait_for_port
@@ -245,6 +246,7 @@ def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,
 
 
 register_simulate(app)
+register_plan(app)
 
 
 def main() -> None:

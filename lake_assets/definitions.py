@@ -14,6 +14,7 @@ from lake_assets.factory.alerts import build_alert_sensor
 from lake_assets.factory.automation import build_automation_sensor
 from lake_assets.factory.bronze import build_bronze_assets
 from lake_assets.factory.gold import build_gold_assets
+from lake_assets.factory.maintenance import build_maintenance_job, build_maintenance_schedules
 from lake_assets.factory.run_health import build_run_health_sensor
 from lake_assets.factory.sensors import build_feed_sensor
 from lake_assets.factory.silence import build_silence_checks, build_silence_schedule
@@ -26,7 +27,8 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
     """Bronze, silver and gold assets with their checks; an arrival sensor per feed (which
     also retries and dead-letters failed batches), the automation sensor that updates silver
     and gold when their inputs land, the sensor failing runs whose process died, the facility
-    silence checks and their schedule, the alert router, and shared resources."""
+    silence checks and their schedule, table maintenance and its schedules, the alert router,
+    and shared resources."""
     lake = DeltaLake(spark=SparkResource())
     bronze = {
         feed.name: build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name))
@@ -45,8 +47,10 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
                            outstanding=lambda: manifest().outstanding()),
         build_run_health_sensor(),
     ]
+    maintenance = build_maintenance_job(catalog)
+    schedules = [build_silence_schedule(silence), *build_maintenance_schedules(maintenance)]
     return dg.Definitions(
-        assets=assets, asset_checks=silence, schedules=[build_silence_schedule(silence)],
+        assets=assets, asset_checks=silence, jobs=[maintenance], schedules=schedules,
         sensors=sensors, resources={"lake": lake, "alerts": AlertRouter()},
         # Every step of a run shares the run's one Spark session instead of starting its own.
         executor=dg.in_process_executor,

@@ -134,6 +134,11 @@ class ProjectionError(LakehouseError):
     partition column; names the projection and its SQL file."""
 
 
+class PlanBaseError(LakehouseError):
+    """The base metadata of `lakehouse plan` cannot be read: not a git checkout, or an unknown
+    ref; names the folder and the ref."""
+
+
 class BronzeRunError(LakehouseError):
     """A bronze run was asked for partitions it cannot load together; names the feed."""
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 from dagster_deltalake import S3Config
-from lake_assets.resources.spark import SparkResource
 from pydantic import Field
 
+from lake_assets.resources.spark import SparkResource
 from lake_assets.storage.lake import Lake
 
 

@@ -26,8 +26,12 @@ def metadata_root() -> Path:
     return Path(os.environ.get(METADATA_VARIABLE, _PROJECT_METADATA))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects duplicate mapping keys instead of keeping the last one."""
+# libyaml's parser when PyYAML was built with it: 2-3x faster on thousands of feeds.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type, misc]
+    """A safe loader that rejects duplicate mapping keys instead of keeping the last one."""
 
 
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:

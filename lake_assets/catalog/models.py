@@ -294,6 +294,47 @@ class Freshness(Model):
         return self
 
 
+class Maintenance(Model):
+    """How the lake keeps a feed's or projection's tables fast as they age (on by default).
+
+    Sealed daily partitions are compacted (Z-ordered by `zorder_by`), logs are checkpointed, and
+    files no version needs are vacuumed after `vacuum_after`, never before the `time_travel`
+    window readers are promised.
+    """
+
+    enabled: bool = True
+    time_travel: Duration = timedelta(days=7)
+    vacuum_after: Duration | None = Field(default=None, description="default: time_travel")
+    zorder_by: tuple[str, ...] | None = Field(
+        default=None, description="default: _facility_id for feeds, none for projections")
+
+    @model_validator(mode="after")
+    def _keeps_time_travel(self) -> Maintenance:
+        if self.time_travel < timedelta(hours=1):
+            raise ValueError("time_travel must be at least 1h")
+        if self.vacuum_after is not None and self.vacuum_after < self.time_travel:
+            raise ValueError(f"vacuum_after ({self.vacuum_after}) is shorter than time_travel "
+                             f"({self.time_travel}): it would break the promised time travel")
+        return self
+
+    @property
+    def vacuum_hours(self) -> int:
+        """Hours of removed files vacuum keeps."""
+        return int((self.vacuum_after or self.time_travel).total_seconds() // 3600)
+
+
+class Acknowledgement(Model):
+    """A breaking change accepted in the change itself: its id as `lakehouse plan` prints it
+    (`silver/labs:column_removed:unit`), and why it is safe."""
+
+    change: str = Field(min_length=3)
+    reason: str = Field(min_length=3)
+
+
+# Fields that are bookkeeping, not shape: they never change an asset's code version.
+UNVERSIONED = {"acknowledge", "maintenance", "retry"}
+
+
 class Feed(Model):
     """A facility feed: how its archives are packed and parsed, and the tables it fills."""
 
@@ -313,6 +354,8 @@ class Feed(Model):
         default=None, description="report a facility that sent nothing for this long"
     )
     tables: tuple[Table, ...] = Field(min_length=1)
+    maintenance: Maintenance = Maintenance()
+    acknowledge: tuple[Acknowledgement, ...] = ()
 
     @model_validator(mode="after")
     def _partitions_shape(self) -> Feed:
@@ -326,9 +369,8 @@ class Feed(Model):
 
     def fingerprint(self, table: Table) -> str:
         """A short hash of what shapes `table`'s bronze asset, used as its code_version."""
-        # `retry` decides when a batch runs, not what it writes.
         feed_part = self.model_dump_json(
-            exclude={"tables", "description", "subscribers", "retry"})
+            exclude={"tables", "description", "subscribers", *UNVERSIONED})
         return hashlib.sha256((feed_part + table.model_dump_json()).encode()).hexdigest()[:16]
 
 
@@ -344,6 +386,8 @@ class Projection(Model):
     partitions: tuple[Literal["date"], ...] = ()
     partition_column: str | None = None
     lookback_days: int = Field(default=0, ge=0, le=365)
+    maintenance: Maintenance = Maintenance()
+    acknowledge: tuple[Acknowledgement, ...] = ()
 
     @model_validator(mode="after")
     def _partition_column(self) -> Projection:

@@ -25,6 +25,7 @@ def cross_file_problems(
         _shared_tables_agree,
         _overlapping_prefixes,
         _projection_files,
+        _maintenance_columns,
     ]
     if complete:
         checks.append(_table_references)
@@ -187,6 +188,19 @@ def _overlapping_prefixes(catalog: Catalog) -> Iterator[MetadataProblem]:
                     f"prefix {other.landing.prefix!r} overlaps {feed.landing.prefix!r} "
                     f"of feed {feed.name!r} ({catalog.file_of('feed', feed.name)})",
                 )
+
+
+def _maintenance_columns(catalog: Catalog) -> Iterator[MetadataProblem]:
+    """Z-order columns are declared columns of every table of the feed, or lineage columns
+    (whose names start with `_`)."""
+    for feed in catalog.feeds:
+        for index, column in enumerate(feed.maintenance.zorder_by or ()):
+            missing = [t.name for t in feed.tables
+                       if not column.startswith("_") and t.column(column) is None]
+            if missing:
+                yield MetadataProblem(
+                    catalog.file_of("feed", feed.name), f"maintenance.zorder_by[{index}]",
+                    f"{column!r} is not a column of table(s) {', '.join(missing)}")
 
 
 def _projection_files(catalog: Catalog) -> Iterator[MetadataProblem]:

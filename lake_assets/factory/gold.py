@@ -6,7 +6,6 @@ since a day's arrivals can hold events of earlier days; other projections are re
 """
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 
 import dagster as dg
@@ -15,6 +14,7 @@ from pyspark.sql import functions as F
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.lineage import parse_query, projection_inputs, rewrite
 from lake_assets.catalog.models import Projection
+from lake_assets.catalog.versions import gold_version
 from lake_assets.errors import ProjectionError
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.partitions import DAILY
@@ -74,8 +74,7 @@ def _build(spec: GoldSpec, catalog: Catalog) -> dg.AssetsDefinition:
         description=projection.description.strip() or None,
         owners=owner_tags(projection.owners),
         kinds={"spark", "delta"},
-        code_version=hashlib.sha256(
-            (projection.model_dump_json() + spec.sql).encode()).hexdigest()[:16],
+        code_version=gold_version(projection, spec.sql),
         automation_condition=DEPENDENTS,
         freshness_policy=freshness_policy(projection.freshness),
         pool=f"gold_{projection.name}",

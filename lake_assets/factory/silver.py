@@ -8,7 +8,6 @@ before they merge (`factory.silver_checks`), and the checks are reported with th
 """
 
 import datetime as dt
-import hashlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pyspark.sql import functions as F
 
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Table
+from lake_assets.catalog.versions import silver_version
 from lake_assets.checks import daily_counts, history_window
 from lake_assets.errors import MetadataError, MetadataProblem
 from lake_assets.factory.automation import DEPENDENTS
@@ -144,7 +144,7 @@ def _build(source: SilverSource) -> dg.AssetsDefinition:
         description=_description(source),
         owners=owner_tags(tuple(dict.fromkeys(t for f in source.feeds for t in f.owners))),
         kinds={"spark", "delta"},
-        code_version=_fingerprint(source),
+        code_version=silver_version(source.table, source.feeds),
         automation_condition=DEPENDENTS,
         freshness_policy=freshness_policy(max(
             (f.freshness for f in source.feeds), key=lambda x: x.fail_after)),
@@ -279,8 +279,3 @@ def _description(source: SilverSource) -> str:
             "scd2": "full history per key (SCD2)"}[source.table.cdc]
     return (f"{source.table.description.strip()}\n\nTyped, PHI-masked `{source.name}` from "
             f"feeds {feeds}: {mode}.")
-
-
-def _fingerprint(source: SilverSource) -> str:
-    parts = [source.table.model_dump_json(), *(f.name for f in source.feeds)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from lake_assets.catalog.models import Column, Feed, Freshness, Table
+from lake_assets.catalog.versions import bronze_version
 from lake_assets.factory.partitions import build_feed_partitions
 
 # Lineage columns every bronze table carries (DESIGN.md), with what they mean.
@@ -66,7 +67,7 @@ def build_bronze_specs(feed: Feed, *, source_file: str) -> list[dg.AssetSpec]:
             ),
             owners=owner_tags(feed.owners),
             kinds={"spark", "delta"},
-            code_version=feed.fingerprint(table),
+            code_version=bronze_version(feed, table),
             partitions_def=partitions,
             freshness_policy=freshness_policy(feed.freshness),
             tags={"lake/layer": "bronze", "lake/feed": feed.name},

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from lake_assets.resources import AlertRouter
 
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.loader import load_catalog
@@ -23,6 +22,7 @@ from lake_assets.errors import AlertCursorError
 from lake_assets.factory.alerts import build_alert_sensor
 from lake_assets.factory.partitions import DAILY
 from lake_assets.factory.specs import build_bronze_specs
+from lake_assets.resources import AlertRouter
 from tests.alert_servers import RecordingHttp, RecordingSmtp, serve_http, serve_smtp
 from tests.conftest import EditFn
 

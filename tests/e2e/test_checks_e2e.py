@@ -15,7 +15,6 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pytest
-from lake_assets.resources import DeltaLake
 from pyspark.sql import SparkSession
 
 from lake_assets.catalog.catalog import Catalog
@@ -25,6 +24,7 @@ from lake_assets.definitions import build_definitions
 from lake_assets.factory.checks import check_results, table_check_specs
 from lake_assets.factory.silver import build_silver_assets
 from lake_assets.factory.specs import build_bronze_specs
+from lake_assets.resources import DeltaLake
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
 from lake_assets.storage.lake import Lake
 from lake_assets.storage.manifest import ManifestRow

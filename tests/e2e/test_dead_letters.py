@@ -14,13 +14,13 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from lake_assets.resources import AlertRouter
 from typer.testing import CliRunner
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.cli import app
 from lake_assets.definitions import build_definitions
 from lake_assets.factory import recovery
+from lake_assets.resources import AlertRouter
 from lake_assets.simulate import SimulationOptions, read_truth, simulate
 from lake_assets.storage.lake import Lake
 from tests.alert_servers import RecordingHttp, RecordingSmtp, serve_http, serve_smtp

@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from deltalake import DeltaTable
-from lake_assets.resources import DeltaLake
 
 from lake_assets.catalog.models import Feed
 from lake_assets.factory.bronze import build_bronze_assets
+from lake_assets.resources import DeltaLake
 from lake_assets.storage.lake import Lake
 from tests.conftest import project_instance
 from tests.unit.ingest_builders import PASSWORD, aes_zip, feed, lab_csv, with_table

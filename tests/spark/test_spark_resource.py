@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from dagster import MaterializeResult, asset, materialize
 from dagster_deltalake import S3Config
-from lake_assets.resources import DeltaLake, SparkResource
 from pyspark.sql import SparkSession
 
 from lake_assets.errors import SparkConfigError
+from lake_assets.resources import DeltaLake, SparkResource
 from lake_assets.storage.delta import storage_options
 from lake_assets.storage.spark import build_session
 

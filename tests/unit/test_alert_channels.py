@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from lake_assets.resources import AlertRouter
 
 from lake_assets.alerts import Delivery, Notice
 from lake_assets.catalog.models import Team
+from lake_assets.resources import AlertRouter
 from tests.alert_servers import RecordingHttp, RecordingSmtp, free_port, serve_http, serve_smtp
 
 NOTICE = Notice(

@@ -191,3 +191,22 @@ def test_rule_cdc_needs_keys(edit_yaml: EditFn, metadata_copy: Path) -> None:
     assert problems_of(metadata_copy) == [
         "feeds/lab_results.yaml: tables[lab_results].keys: cdc scd1 needs at least one key"
     ]
+
+
+def test_maintenance_keeps_the_time_travel_window_and_zorders_real_columns(
+    edit_yaml: EditFn, metadata_copy: Path
+) -> None:
+    def change(feed: dict) -> None:
+        feed["maintenance"] = {"time_travel": "7d", "vacuum_after": "2d",
+                               "zorder_by": ["_facility_id"]}
+    edit_yaml("feeds/lab_results.yaml", change)
+    [problem] = problems_of(metadata_copy)
+    assert problem.startswith("feeds/lab_results.yaml: maintenance: vacuum_after (2 days")
+    assert "break the promised time travel" in problem
+
+    edit_yaml("feeds/lab_results.yaml",
+              lambda feed: feed.update(maintenance={"zorder_by": ["_facility_id", "ward"]}))
+    assert problems_of(metadata_copy) == [
+        "feeds/lab_results.yaml: maintenance.zorder_by[1]: 'ward' is not a column of table(s) "
+        "lab_results"
+    ]

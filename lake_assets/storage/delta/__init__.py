@@ -24,9 +24,11 @@ from lake_assets.storage.delta._locations import (
 )
 from lake_assets.storage.delta._maintenance import (
     RETENTION_FLOOR_HOURS,
+    TableStats,
     checkpoint,
     history,
     optimize,
+    table_stats,
     vacuum,
 )
 from lake_assets.storage.delta._merge import SMALL_TABLE_BYTES, MergeResult, merge_into
@@ -55,6 +57,7 @@ __all__ = [
     "PredicateSpec",
     "Scd2",
     "TableRef",
+    "TableStats",
     "TableWriter",
     "WriteResult",
     "WriteSpec",
@@ -76,6 +79,7 @@ __all__ = [
     "root_for",
     "storage_options",
     "table_exists",
+    "table_stats",
     "table_uri",
     "vacuum",
     "write",

@@ -8,19 +8,58 @@ retention window never breaks; it also deletes orphan files left by failed write
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import CommitProperties
 
-from lake_assets.errors import DeltaMaintenanceError
+from lake_assets.errors import DeltaConflictError, DeltaMaintenanceError
 from lake_assets.storage.delta._predicate import PredicateSpec, parse_predicate
-from lake_assets.storage.delta._snapshot import arrow_schema, open_table, partition_string
+from lake_assets.storage.delta._snapshot import (
+    arrow_schema,
+    list_files,
+    open_table,
+    partition_string,
+)
 from lake_assets.storage.delta._tables import TableRef
 
 RETENTION_FLOOR_HOURS = 7 * 24
 _MAX_SPILL_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """The shape of a table's latest version: what makes it slow to open and read."""
+
+    version: int
+    files: int
+    bytes: int
+    partitions: int
+    files_by_partition: dict[str, int]
+
+    def as_metadata(self) -> dict[str, int]:
+        """Numbers for an asset observation, which the UI plots day over day."""
+        return {"delta_version": self.version, "versions": self.version + 1,
+                "files": self.files, "bytes": self.bytes, "partitions": self.partitions}
+
+
+def table_stats(ref: TableRef, *, partition_column: str | None = None) -> TableStats:
+    """Files, bytes and versions of `ref`'s latest version; files per value of
+    `partition_column` (as the log writes it) when given."""
+    delta = open_table(ref.uri, options=ref.options, table=ref.name)
+    files = list_files(delta)
+    counts: Counter[str] = Counter()
+    if partition_column is not None:
+        counts.update(str(partition_string(f.partition_values.get(partition_column)))
+                      for f in files)
+    return TableStats(version=delta.version(), files=len(files),
+                      bytes=sum(f.size for f in files),
+                      partitions=len({tuple(sorted(f.partition_values.items())) for f in files}),
+                      files_by_partition=dict(counts))
 
 
 def optimize(
@@ -43,12 +82,17 @@ def optimize(
         if column not in names:
             raise DeltaMaintenanceError(f"table {ref.name}: cannot Z-order by unknown {column!r}")
     props = CommitProperties(custom_metadata={"lake.operation": "OPTIMIZE"})
-    if zorder_by:
-        return delta.optimize.z_order(list(zorder_by), partition_filters=filters,
-                                      target_size=target_size, max_spill_size=max_spill_bytes,
-                                      commit_properties=props)
-    return delta.optimize.compact(partition_filters=filters, target_size=target_size,
-                                  max_spill_size=max_spill_bytes, commit_properties=props)
+    try:
+        if zorder_by:
+            return delta.optimize.z_order(list(zorder_by), partition_filters=filters,
+                                          target_size=target_size,
+                                          max_spill_size=max_spill_bytes,
+                                          commit_properties=props)
+        return delta.optimize.compact(partition_filters=filters, target_size=target_size,
+                                      max_spill_size=max_spill_bytes, commit_properties=props)
+    except CommitFailedError as exc:  # a concurrent rewrite removed files this one read
+        raise DeltaConflictError(f"table {ref.name}: compaction lost a race with a concurrent "
+                                 f"rewrite; the next pass compacts again ({exc})") from exc
 
 
 def _partition_filters(

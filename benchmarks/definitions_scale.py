@@ -1,0 +1,165 @@
+"""Definitions load at scale: generated metadata of N feeds x T tables, loaded in a cold process.
+
+    python -m benchmarks.definitions_scale [--feeds 50,500] [--tables 10] [--json FILE]
+
+Each feed is the shipped `lab_results` feed renamed, with T copies of its table (13 columns and
+their checks), so a size has N x T bronze and N x T silver assets. For each size a fresh Python
+process imports the entry point and builds the repository, as a code server, the daemon and
+every run do; it reports the time of each phase and the peak memory (RSS). The phases:
+
+- import: `import lake_assets.definitions` (Python modules only, no metadata);
+- yaml: parsing every metadata file;
+- validation: the whole `load_catalog` less its YAML parsing (models and cross-file rules);
+- assets: bronze, silver and gold asset definitions with their check specs;
+- sensors: feed sensors, automation, alert routing and silence checks;
+- repository: `Definitions(...)` and `get_repository_def()`, which resolves the asset graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import PROJECT_ROOT
+
+METADATA = PROJECT_ROOT / "metadata"
+PHASES = ("import", "yaml", "validation", "assets", "sensors", "repository")
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def generate(target: Path, *, feeds: int, tables: int) -> None:
+    """Write metadata of `feeds` x `tables` under `target` (owners.yaml, feeds/, projections/)."""
+    template = yaml.safe_load((METADATA / "feeds" / "lab_results.yaml").read_text())
+    (target / "feeds").mkdir(parents=True)
+    (target / "projections").mkdir()
+    (target / "owners.yaml").write_text((METADATA / "owners.yaml").read_text())
+    table = template["tables"][0]
+    for f in range(feeds):
+        feed = copy.deepcopy(template)
+        feed["name"] = f"feed_{f:04d}"
+        feed["landing"]["prefix"] = f"feed_{f:04d}/"
+        feed["tables"] = []
+        for t in range(tables):
+            copied = copy.deepcopy(table)
+            copied["name"] = f"f{f:04d}_t{t:02d}"
+            feed["tables"].append(copied)
+        path = target / "feeds" / f"feed_{f:04d}.yaml"
+        path.write_text(yaml.safe_dump(feed, sort_keys=False))
+
+
+def measure(metadata: Path) -> dict[str, Any]:
+    """Phase times (s), counts and peak RSS (MB) of one load of `metadata`, in this process."""
+    clock = time.perf_counter()
+    marks: dict[str, float] = {}
+
+    def mark(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        marks[name] = now - clock
+        clock = now
+
+    import dagster as dg
+
+    import lake_assets.definitions  # noqa: F401  (the import a code server does first)
+    from lake_assets.catalog.loader import load_catalog, read_yaml
+    from lake_assets.factory import alerts, automation, bronze, gold, sensors, silence, silver
+    from lake_assets.resources import AlertRouter, DeltaLake
+
+    mark("import")
+    files = sorted(metadata.rglob("*.yaml"))
+    for path in files:
+        read_yaml(path, path.name)
+    mark("yaml")
+    catalog = load_catalog(metadata)
+    marks["validation"] = time.perf_counter() - clock - marks["yaml"]
+    clock = time.perf_counter()
+    built = {
+        feed.name: bronze.build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name))
+        for feed in catalog.feeds
+    }
+    assets = [*built.values(), *silver.build_silver_assets(catalog),
+              *gold.build_gold_assets(catalog)]
+    mark("assets")
+    checks = silence.build_silence_checks(catalog)
+    feed_sensors = [sensors.build_feed_sensor(feed, built[feed.name], lambda f, a: set())
+                    for feed in catalog.feeds]
+    all_sensors = [*feed_sensors, automation.build_automation_sensor(),
+                   alerts.build_alert_sensor(catalog, [*assets, *checks])]
+    mark("sensors")
+    defs = dg.Definitions(assets=assets, asset_checks=checks, sensors=all_sensors,
+                          schedules=[silence.build_silence_schedule(checks)],
+                          resources={"lake": DeltaLake(), "alerts": AlertRouter()})
+    repository = defs.get_repository_def()
+    graph = repository.asset_graph
+    mark("repository")
+    return {
+        "phases_s": marks,
+        "total_s": sum(marks.values()),
+        "assets": len(graph.get_all_asset_keys()),
+        "asset_checks": len(graph.asset_check_keys),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_size(feeds: int, tables: int) -> dict[str, Any]:
+    """One size measured in a cold child process."""
+    with tempfile.TemporaryDirectory(prefix="lake-defs-") as work:
+        metadata = Path(work) / "metadata"
+        generate(metadata, feeds=feeds, tables=tables)
+        out = Path(work) / "result.json"
+        env = dict(os.environ, LAKE_METADATA=str(metadata))
+        command = [sys.executable, "-m", "benchmarks.definitions_scale", "--worker",
+                   str(metadata), "--json", str(out)]
+        subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=True)
+        found = json.loads(out.read_text())
+    return {"feeds": feeds, "tables": tables, **found}
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    """Print one table: a row per size, a column per phase."""
+    table = Table(title="definitions load from a cold process (seconds; RSS in MB)")
+    for name in ("feeds x tables", "assets", "checks", *PHASES, "total", "peak RSS"):
+        table.add_column(name, justify="right")
+    for r in results:
+        phases = [f"{r['phases_s'][p]:.2f}" for p in PHASES]
+        table.add_row(f"{r['feeds']} x {r['tables']}", f"{r['assets']:,}",
+                      f"{r['asset_checks']:,}", *phases, f"{r['total_s']:.2f}",
+                      f"{r['peak_rss_mb']:.0f}")
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: `--feeds` sizes (comma-separated), or `--worker DIR` inside the child."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feeds", default="50,500", help="comma-separated feed counts")
+    parser.add_argument("--tables", type=int, default=10, help="tables per feed")
+    parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        args.json.write_text(json.dumps(measure(args.worker)))
+        return
+    results = [run_size(int(n), args.tables) for n in args.feeds.split(",")]
+    report(results)
+    out = args.json or PROJECT_ROOT / "benchmarks" / "results" / "definitions_scale.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"uptime_load": os.getloadavg(), "results": results}, indent=2))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
