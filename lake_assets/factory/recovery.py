@@ -25,9 +25,9 @@ from lake_assets.factory.run_tags import ATTEMPT_TAG, BATCH_TAG, FEED_TAG, REPLA
 from lake_assets.storage.landing import LandedArchive, locate
 from lake_assets.storage.manifest import DEAD_LETTER, REPLAY, Manifest, ManifestRow
 
-LIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-        dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 FAILED = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+# Queued, starting, running, suspended, canceling...: a run that may still commit its batch.
+LIVE = [s for s in dg.DagsterRunStatus if s not in {*FAILED, dg.DagsterRunStatus.SUCCESS}]
 # Dead letters and replays live in the manifest; reading them costs a scan of the feed's rows.
 OUTSTANDING_EVERY_S = 30.0
 
