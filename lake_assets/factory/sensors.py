@@ -103,20 +103,8 @@ def build_feed_sensor(
         listing, _ = listed_archives(open_landing(landing_root()), feed, cursor)
         recovery = recover(context.instance, feed, cursor, listing, ledger, now=time.time())
         _log(context, feed, recovery)
-        archives = [a for a in listing if cursor.is_new(a)]
-        loaded = ledger.known(feed.name, {a.arrival_date for a in archives},
-                              [a.path for a in archives]) if archives else set()
-        batches = plan_batches(
-            feed, [a for a in archives if a.path not in loaded], first_number=cursor.next_batch
-        )
-        room = max(MAX_RUNS_PER_TICK - len(recovery.retries), 0)
-        chosen, left = batches[:room], batches[room:]
-        for batch in chosen:
-            cursor.mark(list(batch.archives), batch.batch_id)
-        cursor.mark([a for a in archives if a.path in loaded], SETTLED)
-        cursor.next_batch += len(chosen)
-        cursor.seal(datetime.now(UTC),
-                    incomplete={hour_of(a) for b in left for a in b.archives})
+        chosen, left = _new_batches(feed, cursor, listing, ledger,
+                                    room=max(MAX_RUNS_PER_TICK - len(recovery.retries), 0))
         retried = [r.batch for r in recovery.retries]
         facilities = _facility_order(context, feed, [*retried, *chosen])
         requests = [_run_request(feed, op_name, r.batch, facilities, run_key=r.run_key,
@@ -131,6 +119,26 @@ def build_feed_sensor(
         )
 
     return _sensor
+
+
+def _new_batches(
+    feed: Feed, cursor: FeedCursor, listing: list[LandedArchive], ledger: Manifest, *, room: int
+) -> tuple[list[Batch], list[Batch]]:
+    """Batches of the archives never requested that the manifest does not hold: those to
+    request now (at most `room`, marked in the cursor) and those left for a later tick."""
+    archives = [a for a in listing if cursor.is_new(a)]
+    loaded = ledger.known(feed.name, {a.arrival_date for a in archives},
+                          [a.path for a in archives]) if archives else set()
+    batches = plan_batches(
+        feed, [a for a in archives if a.path not in loaded], first_number=cursor.next_batch
+    )
+    chosen, left = batches[:room], batches[room:]
+    for batch in chosen:
+        cursor.mark(list(batch.archives), batch.batch_id)
+    cursor.mark([a for a in archives if a.path in loaded], SETTLED)
+    cursor.next_batch += len(chosen)
+    cursor.seal(datetime.now(UTC), incomplete={hour_of(a) for b in left for a in b.archives})
+    return chosen, left
 
 
 def _waiting(context: dg.SensorEvaluationContext, feed: Feed) -> bool:
