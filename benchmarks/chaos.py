@@ -276,6 +276,7 @@ def main(
     workdir: Annotated[Path | None, typer.Option(help="[default: a temporary folder]")] = None,
 ) -> None:
     """Land archives under random kills of every kind and report how the lakehouse settled."""
+    os.environ.setdefault("LAKE_SECRETS_FILE", str(PROJECT_ROOT / "dev.secrets"))  # simulator
     root = workdir or Path(tempfile.mkdtemp(prefix="chaos-benchmark-"))
     plan = ChaosPlan(archives=archives, kills=kills, waves=waves, wave_seconds=wave_seconds,
                      seed=seed)
