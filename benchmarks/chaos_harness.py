@@ -94,9 +94,8 @@ class Lakehouse:
         return Kill(kind, round(at, 1), None, "no target in time")
 
     def _busy(self) -> bool:
-        runs = self.instance.get_run_records(
-            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-        return any(FEED_TAG in r.dagster_run.tags for r in runs)
+        """Whether a bronze run's worker is alive (a run a kill left STARTED does not count)."""
+        return bool(self._run_workers())
 
     def _targets(self, kind: str) -> list[int]:
         with _quiet():

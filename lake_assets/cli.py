@@ -152,8 +152,9 @@ def _supervise(command: list[str], env: dict[str, str]) -> int:
         code = running[-1].wait()
         if stopping:
             break
-        # A server that dies at once (a port taken, a bad master) is started less and less often.
-        pause = 1.0 if time.monotonic() - started > 60 else min(pause * 2, 30.0)
+        # A server that dies during start-up (a port taken, a bad master) is started less and
+        # less often; one that was killed after it ran a while comes back at once.
+        pause = 1.0 if time.monotonic() - started > 20 else min(pause * 2, 30.0)
         errors.print(f"Spark Connect exited with {code}; starting it again in {pause:.0f} s")
         time.sleep(pause)
     return 0
