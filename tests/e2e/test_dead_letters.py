@@ -93,7 +93,11 @@ def test_a_batch_failing_every_attempt_is_dead_lettered_alerted_and_replayed(
     assert f"{len(paths)} archive(s) marked for replay" in replayed.output
     [replay] = ticks.feed()
     assert replay.run_config == request.run_config  # the same batch id and archives
-    assert ticks.run(replay).success
+    replayed_run = ticks.run(replay)
+    assert replayed_run.success
+    [first, *_] = replayed_run.get_asset_materialization_events()
+    metadata = first.materialization.metadata
+    assert metadata["attempt"].value == 3 and metadata["retried_archives"].value == len(paths)
     assert manifest.outstanding().num_rows == 0
     rows = manifest.rows("lab_results").to_pylist()
     assert sorted(r["path"] for r in rows) == paths

@@ -72,6 +72,11 @@ def test_the_command_lists_counts_and_replays_dead_letters(tmp_path: Path) -> No
         ("bad.zip", 3, "SecretNotFoundError")]
     counts = json.loads(runner.invoke(app, ["ingestion", "--json"]).output)
     assert {(c["status"], c["archives"]) for c in counts} == {("loaded", 1), ("dead_letter", 1)}
+    landed = tmp_path / "lake" / "landing" / "lab_results" / "2026-11-20" / "09" / "FAC00001"
+    landed.mkdir(parents=True)
+    (landed / "new.zip").write_bytes(b"x")
+    day = json.loads(runner.invoke(app, ["ingestion", "--date", "2026-11-20", "--json"]).output)
+    assert {"feed": "lab_results", "status": "pending", "archives": 1, "retried": 0} in day
     replayed = runner.invoke(app, ["deadletter", "replay", "--feed", "lab_results"])
     assert replayed.exit_code == 0 and "1 archive(s) marked for replay" in replayed.output
     assert manifest.outstanding().column("status").to_pylist() == ["replay"]
