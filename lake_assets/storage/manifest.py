@@ -97,30 +97,23 @@ class Manifest:
     def record(self, feed: str, batch_id: str, rows: Iterable[ManifestRow]) -> bool:
         """Append a batch's rows once, in place of its dead-letter rows if it has any; returns
         False when the batch was already recorded."""
+        return self._write_once(feed, batch_id, rows, _app_id(feed, batch_id))
+
+    def dead_letter(self, feed: str, batch_id: str, rows: Iterable[ManifestRow]) -> bool:
+        """Record a batch's archives as dead letters (replacing earlier ones of the batch);
+        returns False when the batch was committed meanwhile. The batch's own app transaction
+        stays free for a replay's commit; one of its own marks that rows are to be replaced."""
+        return self._write_once(feed, batch_id, rows, _dead_app_id(feed, batch_id))
+
+    def _write_once(self, feed: str, batch_id: str, rows: Iterable[ManifestRow],
+                    app_id: str) -> bool:
         data = _arrow(rows)
-        properties = CommitProperties(app_transactions=[Transaction(_app_id(feed, batch_id), 1)])
+        properties = CommitProperties(app_transactions=[Transaction(app_id, 1)])
 
         def write() -> bool:
             if self.committed(feed, batch_id):
                 return False
             self._write_batch(feed, batch_id, data, properties)
-            return True
-
-        return _retry_conflicts(write)
-
-    def dead_letter(self, feed: str, batch_id: str, rows: Iterable[ManifestRow]) -> bool:
-        """Record a batch's archives as dead letters (replacing earlier ones of the batch);
-        returns False when the batch was committed meanwhile."""
-        data = _arrow(rows)
-
-        # Marks that the batch has had dead letters, so its real rows replace them later.
-        marked = CommitProperties(
-            app_transactions=[Transaction(_dead_app_id(feed, batch_id), 1)])
-
-        def write() -> bool:
-            if self.committed(feed, batch_id):
-                return False
-            self._write_batch(feed, batch_id, data, marked)
             return True
 
         return _retry_conflicts(write)
@@ -184,7 +177,7 @@ class Manifest:
                                                                      ("status", "ascending")])
 
     def _write_batch(self, feed: str, batch_id: str, data: pa.Table,
-                     properties: CommitProperties | None) -> None:
+                     properties: CommitProperties) -> None:
         """Append `data`, or replace the rows of a batch that had dead letters by it."""
         table = self._table()
         # The app transaction answers from the log: no scan of the manifest for every batch.
