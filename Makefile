@@ -16,6 +16,7 @@ export LAKE_SECRETS_FILE ?= $(CURDIR)/dev.secrets
 export SPARK_LOCAL_IP    ?= 127.0.0.1
 export PYSPARK_PYTHON    := $(CURDIR)/$(BIN)/python
 SPARK_CONNECT_PORT       ?= 15002
+SERVE_PORT               ?= 5433
 
 .PHONY: help setup system run test lint clean
 
@@ -47,7 +48,10 @@ run: setup
 	  server=$$!; \
 	  $(BIN)/lakehouse simulate --facilities 10 --rate 240 --size-scale 0.05 --live --quiet \
 	    --truth $(LAKE_ROOT)/_live_truth.jsonl & \
-	  dripper=$$!; trap 'kill $$dripper $$server 2>/dev/null || true' EXIT INT TERM; \
+	  dripper=$$!; \
+	  $(BIN)/lakehouse serve --port $(SERVE_PORT) > $(DAGSTER_HOME)/serve.log 2>&1 & \
+	  endpoint=$$!; trap 'kill $$dripper $$server $$endpoint 2>/dev/null || true' EXIT INT TERM; \
+	  echo "SQL endpoint on 127.0.0.1:$(SERVE_PORT): psql -h 127.0.0.1 -p $(SERVE_PORT) -U ana lake (log: $(DAGSTER_HOME)/serve.log)"; \
 	  $(BIN)/lakehouse spark-server --port $(SPARK_CONNECT_PORT) --wait-only; \
 	  echo "Dagster UI on http://127.0.0.1:3000 (sensors on; new archives drip in every few seconds)"; \
 	  SPARK_REMOTE=sc://127.0.0.1:$(SPARK_CONNECT_PORT) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

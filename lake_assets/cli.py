@@ -1,5 +1,5 @@
-"""The `lakehouse` command line: validate metadata, query the catalog and the lake, follow
-ingestion and replay dead letters, simulate facility data."""
+"""The `lakehouse` command line: validate metadata, query the catalog and the lake, simulate
+facility data; `ingestion_command` adds following ingestion and replaying dead letters."""
 
 from __future__ import annotations
 
@@ -21,10 +21,16 @@ from rich.text import Text
 from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.catalog.query import run_query
 from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
+from lake_assets.ingestion_command import register as register_ingestion
 from lake_assets.plan_command import register as register_plan
 from lake_assets.simulate.command import register as register_simulate
-from lake_assets.storage.manifest import Manifest
-from lake_assets.storage.spark import DEFAULT_CONNECT_PORT, connect_server_command, wait_for_port
+from lake_assets.storage.spark import (
+    DEFAULT_CONNECT_PORT,
+    REMOTE_VARIABLE,
+    connect_server_command,
+    local_connect_server,
+    wait_for_port,
+)
 
 app = typer.Typer(
     help="Healthcare lakehouse: metadata-driven Dagster assets on Spark and Delta Lake.",
@@ -90,20 +96,107 @@ def sql(
     as_of: Annotated[str | None, typer.Option("--as-of", help="read the tables as of this "
                                               "ISO-8601 time")] = None,
     limit: Annotated[int, typer.Option(help="print at most this many rows")] = 100,
+    user: Annotated[str | None, typer.Option(help="read as this user of access.yaml "
+                                                  "(default $LAKE_USER)")] = None,
 ) -> None:
-    """Run Spark SQL over the lake's Delta tables and print the result."""
+    """Run Spark SQL over the lake's Delta tables as a user, and print the result."""
     from pyspark.errors import AnalysisException  # Spark imports only for this command
 
     from lake_assets.api import query as run
 
+    remote = local_connect_server()
+    if remote:  # `make run`'s shared server: no JVM to start for this one query
+        os.environ[REMOTE_VARIABLE] = remote
     try:
-        frame = run(query, version=version, as_of=as_of)
+        frame = run(query, user=user, version=version, as_of=as_of)
         rows = [tuple(r) for r in frame.limit(limit + 1).collect()]
     except LakehouseError as exc:
         raise fail(exc) from None
     except AnalysisException as exc:  # a column or function Spark cannot resolve
         raise fail(LakeQueryError(str(exc).split("\n", 1)[0])) from None
     print_rows(frame.columns, rows[:limit], more=len(rows) > limit)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 5433,
+    tls_cert: Annotated[Path | None, typer.Option(envvar="LAKE_SERVE_TLS_CERT",
+                                                  help="PEM certificate: offer TLS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(envvar="LAKE_SERVE_TLS_KEY",
+                                                 help="PEM private key of the certificate")] = None,
+    engine: Annotated[str, typer.Option(help="duckdb (PostgreSQL protocol) or trino "
+                                             "(Trino's HTTP protocol, port 8080 by default)")]
+    = "duckdb",
+) -> None:
+    """Serve silver, gold (and bronze to raw roles) to PostgreSQL clients: psql, BI tools,
+    JDBC, psycopg; every read governed by access.yaml and audited. `--engine trino` serves
+    the same tables and policy from Trino instead."""
+    import logging
+
+    from lake_assets.serve.server import build_endpoint, serve_forever
+    from lake_assets.storage.lake import Lake
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if engine == "trino":
+        serve_trino(port if port != 5433 else 8080)
+        return
+    try:
+        endpoint = build_endpoint(Lake(), load_catalog(metadata_root()), host=host, port=port,
+                                  tls_cert=tls_cert, tls_key=tls_key)
+    except LakehouseError as exc:
+        raise fail(exc) from None
+    console.print(f"PostgreSQL endpoint on {host}:{port} (psql -h {host} -p {port} -U <user> "
+                  "lake)")
+    sys.stdout.flush()
+    serve_forever(endpoint)
+
+
+def serve_trino(port: int) -> None:
+    """Run Trino over the lake with the compiled policy until interrupted."""
+    import tempfile
+    import threading
+
+    from lake_assets.serve.trino import running_trino
+    from lake_assets.storage.lake import Lake
+
+    folder = Path(tempfile.mkdtemp(prefix="lake-trino-"))
+    try:
+        with running_trino(Lake(), load_catalog(metadata_root()), folder, port=port) as server:
+            console.print(f"Trino on {server.url}, catalog lake (trino --server {server.url} "
+                          "--user <user> --catalog lake)")
+            threading.Event().wait()
+    except LakehouseError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def audit(
+    table: Annotated[str | None, typer.Option(help="only reads of this table, e.g. "
+                                                   "silver.patients")] = None,
+    user: Annotated[str | None, typer.Option(help="only this principal")] = None,
+    days: Annotated[float, typer.Option(help="how far back, in days")] = 7.0,
+    denied: Annotated[bool, typer.Option(help="only denied attempts")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of rows")] = False,
+) -> None:
+    """Who read what: the audit log of every query and denied attempt, newest last."""
+    import datetime as dt
+
+    from lake_assets.serve.server import audit_log
+    from lake_assets.storage.lake import Lake
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    rows = audit_log(Lake()).read(since=since, table=table, principal=user).to_pylist()
+    rows = [r for r in rows if not (denied and r["allowed"])]
+    names = ["at", "principal", "role", "client", "path", "allowed", "rows", "tables", "sql",
+             "reason"]
+    if as_json:
+        typer.echo(json.dumps([{n: r[n] for n in names} for r in rows], default=str, indent=2))
+        return
+    print_rows(names, [[", ".join(r[n]) if n == "tables" else r[n] for n in names]
+                       for r in rows])
 
 
 @app.command("spark-server")
@@ -160,82 +253,6 @@ def _supervise(command: list[str], env: dict[str, str]) -> int:
     return 0
 
 
-deadletter = typer.Typer(help="Archives whose processing failed every attempt.",
-                         no_args_is_help=True)
-app.add_typer(deadletter, name="deadletter")
-_DEAD_COLUMNS = ["feed", "batch_id", "status", "attempts", "arrival_date", "path", "reason",
-                 "message", "committed_at"]
-
-
-@deadletter.command("list")
-def deadletter_list(
-    feed: Annotated[str | None, typer.Option(help="only this feed")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of rows")] = False,
-) -> None:
-    """List dead-lettered archives (and those waiting for a replay) with their last error."""
-    rows = _manifest().outstanding(feed).select(_DEAD_COLUMNS).to_pylist()
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
-        return
-    print_rows(_DEAD_COLUMNS, [list(r.values()) for r in rows])
-
-
-@deadletter.command("replay")
-def deadletter_replay(
-    feed: Annotated[str | None, typer.Option(help="only this feed")] = None,
-    batch: Annotated[str | None, typer.Option(help="only this batch id")] = None,
-) -> None:
-    """Load dead letters again, once their cause is fixed: the feed's sensor requests their
-    batches (same batch ids, so nothing is loaded twice) within a minute."""
-    try:
-        count = _manifest().request_replay(feed, batch)
-    except ValueError as exc:
-        raise fail(LakehouseError(str(exc))) from None
-    console.print(f"{count} archive(s) marked for replay; each feed's sensor requests their "
-                  "batches within a minute (`lakehouse deadletter list` shows what is left)")
-
-
-@app.command()
-def ingestion(
-    feed: Annotated[str | None, typer.Option(help="only this feed")] = None,
-    date: Annotated[str | None, typer.Option(help="only this arrival date (YYYY-MM-DD); also "
-                                                  "counts landed archives not loaded yet")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of rows")] = False,
-) -> None:
-    """Archives per feed and status in the manifest: loaded, quarantined, dead_letter,
-    replay; `retried` took more than one run; with --date, `pending` are landed ones not in
-    the manifest yet."""
-    rows = _manifest().status_counts(feed, date).to_pylist()
-    if date:
-        rows += _pending(feed, date)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    print_rows(["feed", "status", "archives", "retried"], [list(r.values()) for r in rows])
-
-
-def _manifest() -> Manifest:
-    from lake_assets.storage.lake import Lake  # it imports pyspark: only for these commands
-
-    return Lake().manifest()
-
-
-def _pending(feed: str | None, date: str) -> list[dict[str, object]]:
-    from lake_assets.storage.landing import landing_root, open_landing
-
-    zone, manifest = open_landing(landing_root()), _manifest()
-    found = []
-    for each in load_catalog(metadata_root()).feeds:
-        if feed and each.name != feed:
-            continue
-        paths = [a.path for a in zone.archives(each, date)]
-        known = manifest.known(each.name, [date], paths) if paths else set()
-        if len(paths) > len(known):
-            found.append({"feed": each.name, "status": "pending",
-                          "archives": len(paths) - len(known), "retried": 0})
-    return found
-
-
 def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,
                more: bool = False) -> None:
     """Print rows as a table, followed by their count."""
@@ -248,6 +265,7 @@ def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,
 
 register_simulate(app)
 register_plan(app)
+register_ingestion(app)
 
 
 def main() -> None:

@@ -146,3 +146,12 @@ class BronzeRunError(LakehouseError):
 class CheckEvaluationError(LakehouseError):
     """Pandera reported a failure that no rule of the table explains: a bug in the check engine,
     not bad data; names the table, column and Pandera check."""
+
+
+class AccessDeniedError(LakehouseError):
+    """The access policy (metadata/access.yaml) does not let a user read a table or run a
+    statement; names the user, role and table, never a value."""
+
+
+class ServeError(LakehouseError):
+    """The SQL endpoint cannot start: a TLS file or a user's password secret is missing."""

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks the system parts pip cannot install: Java 17+ (Spark) and libarchive (archive reading).
+# Checks the system parts pip cannot install: Java 17+ (Spark), libarchive (archive reading) and
+# psql (the SQL endpoint's tests connect with it).
 # As root it installs what is missing with apt; otherwise it stops with a clear message.
 set -euo pipefail
 
@@ -33,4 +34,8 @@ fi
 
 if ! ldconfig -p 2>/dev/null | grep -q 'libarchive\.so\.13'; then
   apt_install "libarchive (fast zip decryption)" libarchive13
+fi
+
+if ! command -v psql >/dev/null 2>&1; then
+  apt_install "psql (the SQL endpoint is tested with it)" postgresql-client
 fi

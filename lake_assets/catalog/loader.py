@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from lake_assets.catalog.access import Access
+from lake_assets.catalog.access_rules import access_problems
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Owners, Projection
 from lake_assets.catalog.rules import cross_file_problems
@@ -17,6 +19,7 @@ from lake_assets.errors import MetadataError, MetadataProblem
 
 M = TypeVar("M", bound=BaseModel)
 METADATA_VARIABLE = "LAKE_METADATA"
+ACCESS_FILE = "access.yaml"
 # The checkout's own metadata/, for a process started outside the project folder.
 _PROJECT_METADATA = Path(__file__).resolve().parents[2] / "metadata"
 
@@ -139,12 +142,15 @@ def load_catalog(root: Path | str) -> Catalog:
     owners = _load_owners(root, problems, files)
     feeds = _load_many(root, "feeds", Feed, "feed", problems, files)
     projections = _load_many(root, "projections", Projection, "projection", problems, files)
+    access = _load_access(root, problems, files)
     # Rules run on whatever loaded; those needing every file (owners, references to other
     # feeds' tables) only when nothing failed, so one broken file is not reported twice.
     complete = not problems
     stand_in = owners or Owners.model_construct(teams={})
-    catalog = Catalog(root, tuple(feeds), tuple(projections), stand_in, files)
+    catalog = Catalog(root, tuple(feeds), tuple(projections), stand_in, files, access)
     problems.extend(cross_file_problems(catalog, complete=complete, owners=owners is not None))
+    if complete:
+        problems.extend(access_problems(catalog))
     if problems:
         raise MetadataError(problems)
     return catalog
@@ -166,6 +172,25 @@ def _load_owners(
     if owners is not None:
         files.update({f"team:{name}": "owners.yaml" for name in owners.teams})
     return owners
+
+
+def _load_access(
+    root: Path, problems: list[MetadataProblem], files: dict[str, str]
+) -> Access | None:
+    """`access.yaml`, the read policy; optional (without it nobody may read through the
+    governed paths)."""
+    path = root / ACCESS_FILE
+    if not path.is_file():
+        return None
+    data, found = read_yaml(path, ACCESS_FILE)
+    problems.extend(found)
+    if data is None:
+        return None
+    access, found = _validate(Access, data, ACCESS_FILE)
+    problems.extend(found)
+    if access is not None:
+        files["access"] = ACCESS_FILE
+    return access
 
 
 def _load_many(

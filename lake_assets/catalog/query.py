@@ -1,6 +1,8 @@
 """SQL over the configuration itself: the catalog as in-memory SQLite tables.
 
-Tables: feeds, tables, columns, projections, owners; each row names the YAML file it came from.
+Tables: feeds, tables, columns, projections, owners, and from access.yaml grants (one row per
+role and table glob, with the role's column rules and row filter) and users; each row names the
+YAML file it came from.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ _SCHEMA = {
         "team", "description", "email", "slack_webhook_secret", "pagerduty_routing_key_secret",
         "webhook_url", "file",
     ),
+    "grants": ("role", "grant", "raw", "rows", "hide", "mask", "file"),
+    "users": ("user", "role", "tenant", "facilities", "password_secret", "file"),
 }
 
 
@@ -96,12 +100,32 @@ def _owner_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
         )
 
 
+def _grant_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
+    access = catalog.access
+    for name, role in (access.roles.items() if access else ()):
+        rules = {action: ",".join(f"{r.table}:{r.column}" for r in role.columns
+                                  if r.action == action) or None for action in ("hide", "mask")}
+        for grant in role.grants:
+            yield (name, grant, int(role.raw), role.rows, rules["hide"], rules["mask"],
+                   catalog.file_of("access", ""))
+
+
+def _user_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
+    access = catalog.access
+    for name, user in (access.users.items() if access else ()):
+        tenant = access.tenants.get(user.tenant) if access and user.tenant else None
+        yield (name, user.role, user.tenant, _joined(tenant.facilities) if tenant else None,
+               user.password_secret, catalog.file_of("access", ""))
+
+
 _ROWS = {
     "feeds": _feed_rows,
     "tables": _table_rows,
     "columns": _column_rows,
     "projections": _projection_rows,
     "owners": _owner_rows,
+    "grants": _grant_rows,
+    "users": _user_rows,
 }
 
 

@@ -2,7 +2,9 @@
 
 `silver.visits` is passed to Spark SQL as the DataFrame `{silver__visits}` (see
 `catalog.lineage`), pinned to a version or a time when asked; no temporary view is left in the
-session. A silver table not written yet reads as empty, with its schema.
+session. A silver table not written yet reads as empty, with its schema. A reader's query gets
+each table through its `TablePolicy` (`governed_frame`, `governed_arrow`): only its rows, masked
+columns masked, hidden ones gone, so the SQL cannot reach more.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.lineage import (
@@ -21,11 +26,13 @@ from lake_assets.catalog.lineage import (
     table_references,
     view_name,
 )
+from lake_assets.catalog.policy import Policy, Principal, TablePolicy
 from lake_assets.errors import LakeQueryError, MetadataError, ProjectionError
 from lake_assets.ingest.cdc import silver_schema
 from lake_assets.storage.lake import Lake
 
 QUERY_FILE = "<query>"
+MASK_TEXT = "***"
 
 
 def read_lake_table(
@@ -55,6 +62,30 @@ def read_lake_table(
     return lake.session.createDataFrame([], silver_schema(declared))
 
 
+def governed_frame(frame: DataFrame, policy: TablePolicy) -> DataFrame:
+    """`frame` as `policy`'s principal may see it: its rows, masked and hidden columns."""
+    for column, facilities in policy.row_filter(frame.columns):
+        frame = frame.where(F.col(column).isin(list(facilities)))
+    types = dict(frame.dtypes)
+    return frame.select(*(
+        F.col(name) if action == "show" else
+        (F.lit(MASK_TEXT) if types[name] == "string" else F.lit(None).cast(types[name]))
+        .alias(name)
+        for name, action in policy.columns(frame.columns)))
+
+
+def governed_arrow(table: pa.Table, policy: TablePolicy) -> pa.Table:
+    """`table` as `policy`'s principal may see it (see `governed_frame`)."""
+    for column, facilities in policy.row_filter(table.column_names):
+        table = table.filter(pc.is_in(table[column], pa.array(facilities)))
+    columns = {}
+    for name, action in policy.columns(table.column_names):
+        kind = table.schema.field(name).type
+        columns[name] = table[name] if action == "show" else pa.array(
+            [MASK_TEXT if pa.types.is_string(kind) else None] * table.num_rows, kind)
+    return pa.table(columns)
+
+
 def lake_sql(
     lake: Lake,
     catalog: Catalog,
@@ -63,13 +94,17 @@ def lake_sql(
     *,
     version: int | None = None,
     as_of: dt.datetime | str | None = None,
+    reader: tuple[Policy, Principal] | None = None,
 ) -> DataFrame:
     """`spark_sql` (a `rewrite` of a query) over the lake tables `names` it reads, each pinned
-    to `version` or `as_of` if given."""
-    frames = {
-        view_name(name): read_lake_table(lake, catalog, name, version=version, as_of=as_of)
-        for name in names
-    }
+    to `version` or `as_of` if given, and through `reader`'s policy when given.
+
+    Raises AccessDeniedError for a table `reader` may not read."""
+    frames = {}
+    for name in names:
+        policy = reader[0].table(reader[1], name) if reader else None
+        frame = read_lake_table(lake, catalog, name, version=version, as_of=as_of)
+        frames[view_name(name)] = governed_frame(frame, policy) if policy else frame
     if not frames:  # Spark formats (and unescapes braces) only when given frames
         return lake.session.sql(spark_sql.format())
     return lake.session.sql(spark_sql, **frames)
@@ -82,11 +117,14 @@ def run_sql(
     *,
     version: int | None = None,
     as_of: dt.datetime | str | None = None,
+    reader: tuple[Policy, Principal] | None = None,
 ) -> DataFrame:
     """The result of Spark SQL `sql` over lake tables named `bronze.<feed>__<table>`,
-    `silver.<table>` and `gold.<projection>`, each pinned to `version` or `as_of` if given.
+    `silver.<table>` and `gold.<projection>`, each pinned to `version` or `as_of` if given,
+    and each through `reader`'s policy when given.
 
-    Raises LakeQueryError if `sql` does not parse or names an unknown table.
+    Raises LakeQueryError if `sql` does not parse or names an unknown table (files read as
+    tables, such as parquet.`/path`, are unknown tables), AccessDeniedError for a table not granted.
     """
     try:
         query = parse_query(sql, file=QUERY_FILE)
@@ -99,4 +137,5 @@ def run_sql(
         raise LakeQueryError(
             f"unknown table {', '.join(unknown)}; known tables: {', '.join(sorted(known))}"
         )
-    return lake_sql(lake, catalog, rewrite(query), refs, version=version, as_of=as_of)
+    return lake_sql(lake, catalog, rewrite(query), refs, version=version, as_of=as_of,
+                    reader=reader)

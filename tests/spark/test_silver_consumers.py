@@ -13,6 +13,12 @@ from lake_assets.storage.lake import Lake
 pytestmark = pytest.mark.spark
 
 
+@pytest.fixture(autouse=True)
+def _as_admin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads act as a named user; these read as the admin of the shipped access.yaml."""
+    monkeypatch.setenv("LAKE_USER", "admin")
+
+
 @pytest.fixture
 def visits(spark: SparkSession, lake: Lake) -> Lake:
     """`silver/visits` at version 0 with one row and version 1 with two."""
