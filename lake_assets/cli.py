@@ -1,11 +1,14 @@
 """The `lakehouse` command line: validate metadata, query the catalog and the lake, simulate
-facility data."""
+facility data; `ingestion_command` adds following ingestion and replaying dead letters."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +21,7 @@ from rich.text import Text
 from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.catalog.query import run_query
 from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
+from lake_assets.ingestion_command import register as register_ingestion
 from lake_assets.plan_command import register as register_plan
 from lake_assets.simulate.command import register as register_simulate
 from lake_assets.storage.spark import (
@@ -202,6 +206,8 @@ def spark_server(
                                                     "else all local cores)")] = None,
     wait_only: Annotated[bool, typer.Option(help="only wait until a server answers on port, "
                                                  "then exit")] = False,
+    restart: Annotated[bool, typer.Option(help="start the server again when it dies (runs "
+                                               "then reconnect)")] = True,
 ) -> None:
     """Run the Spark Connect server that runs share (set SPARK_REMOTE=sc://127.0.0.1:PORT)."""
     if wait_only:
@@ -213,7 +219,38 @@ def spark_server(
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     console.print(f"starting Spark Connect on sc://127.0.0.1:{port}", style="dim")
     sys.stdout.flush()
-    os.execvpe(command[0], command, env)  # the server keeps this pid: stopping it stops Spark
+    if not restart:
+        os.execvpe(command[0], command, env)  # the server keeps this pid: stopping it stops Spark
+    raise typer.Exit(_supervise(command, env))
+
+
+def _supervise(command: list[str], env: dict[str, str]) -> int:
+    """Run `command`, starting it again whenever it dies, until this process is told to stop
+    (SIGTERM, SIGINT); returns the exit code to leave with. The server stays in this process
+    group, so stopping the group stops both."""
+    stopping: list[int] = []
+    running: list[subprocess.Popen] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        if running and running[-1].poll() is None:
+            running[-1].terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    pause = 1.0
+    while not stopping:
+        started = time.monotonic()
+        running.append(subprocess.Popen(command, env=env))
+        code = running[-1].wait()
+        if stopping:
+            break
+        # A server that dies during start-up (a port taken, a bad master) is started less and
+        # less often; one that was killed after it ran a while comes back at once.
+        pause = 1.0 if time.monotonic() - started > 20 else min(pause * 2, 30.0)
+        errors.print(f"Spark Connect exited with {code}; starting it again in {pause:.0f} s")
+        time.sleep(pause)
+    return 0
 
 
 def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,
@@ -228,6 +265,7 @@ def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,
 
 register_simulate(app)
 register_plan(app)
+register_ingestion(app)
 
 
 def main() -> None:

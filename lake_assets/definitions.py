@@ -10,22 +10,23 @@ import dagster as dg
 
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.loader import load_catalog, metadata_root
-from lake_assets.catalog.models import Feed
 from lake_assets.factory.alerts import build_alert_sensor
 from lake_assets.factory.automation import build_automation_sensor
 from lake_assets.factory.bronze import build_bronze_assets
 from lake_assets.factory.gold import build_gold_assets
 from lake_assets.factory.maintenance import build_maintenance_job, build_maintenance_schedules
+from lake_assets.factory.run_health import build_run_health_sensor
 from lake_assets.factory.sensors import build_feed_sensor
 from lake_assets.factory.silence import build_silence_checks, build_silence_schedule
 from lake_assets.factory.silver import build_silver_assets
 from lake_assets.resources import AlertRouter, DeltaLake, SparkResource
-from lake_assets.storage.landing import LandedArchive
+from lake_assets.storage.manifest import Manifest
 
 
 def build_definitions(catalog: Catalog) -> dg.Definitions:
-    """Bronze, silver and gold assets with their checks; an arrival sensor per feed, the
-    automation sensor that updates silver and gold when their inputs land, the facility
+    """Bronze, silver and gold assets with their checks; an arrival sensor per feed (which
+    also retries and dead-letters failed batches), the automation sensor that updates silver
+    and gold when their inputs land, the sensor failing runs whose process died, the facility
     silence checks and their schedule, table maintenance and its schedules, the alert router,
     and shared resources."""
     lake = DeltaLake(spark=SparkResource())
@@ -34,14 +35,18 @@ def build_definitions(catalog: Catalog) -> dg.Definitions:
         for feed in catalog.feeds
     }
 
-    def known(feed: Feed, archives: list[LandedArchive]) -> set[str]:
-        dates = {a.arrival_date for a in archives}
-        return lake.open().manifest().known(feed.name, dates, [a.path for a in archives])
+    def manifest() -> Manifest:
+        return lake.open().manifest()
 
     assets = [*bronze.values(), *build_silver_assets(catalog), *build_gold_assets(catalog)]
     silence = build_silence_checks(catalog)
-    sensors = [build_feed_sensor(feed, bronze[feed.name], known) for feed in catalog.feeds]
-    sensors += [build_automation_sensor(), build_alert_sensor(catalog, [*assets, *silence])]
+    sensors = [build_feed_sensor(feed, bronze[feed.name], manifest) for feed in catalog.feeds]
+    sensors += [
+        build_automation_sensor(),
+        build_alert_sensor(catalog, [*assets, *silence],
+                           outstanding=lambda: manifest().outstanding()),
+        build_run_health_sensor(),
+    ]
     maintenance = build_maintenance_job(catalog)
     schedules = [build_silence_schedule(silence), *build_maintenance_schedules(maintenance)]
     return dg.Definitions(

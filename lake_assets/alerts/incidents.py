@@ -13,7 +13,7 @@ from typing import Literal
 
 from lake_assets.errors import AlertCursorError
 
-Kind = Literal["check", "freshness", "run"]
+Kind = Literal["check", "freshness", "run", "dead_letter"]
 Level = Literal["warn", "error"]
 Status = Literal["triggered", "escalated", "resolved"]
 

@@ -12,12 +12,13 @@ from email.message import EmailMessage
 from typing import Any, Literal
 
 Status = Literal["triggered", "escalated", "resolved"]
-Kind = Literal["check", "freshness", "run"]
+Kind = Literal["check", "freshness", "run", "dead_letter"]
 Level = Literal["warn", "error"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:/|@=+\-]")
 _TOKEN_MAX = 120
-_KIND_LABEL = {"check": "check", "freshness": "freshness", "run": "run"}
+_KIND_LABEL = {"check": "check", "freshness": "freshness", "run": "run",
+               "dead_letter": "dead letter"}
 _PAGERDUTY_SEVERITY = {"warn": "warning", "error": "error"}
 
 

@@ -316,6 +316,35 @@ class Resend(Model):
         default=timedelta(days=30), description="how far back committed archives are compared"
     )
 
+class RetryPolicy(Model):
+    """How a batch whose run failed for a reason other than its data is tried again.
+
+    A batch is tried `max_attempts` times in all, waiting `backoff` after the first failure and
+    twice as long after each next one (at most `max_backoff`); then its archives are
+    dead-lettered and the feed's owners alerted. A data error (a `fail` rule) is not retried.
+    A run still going after `run_timeout` is stopped by Dagster's run monitoring.
+    """
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff: Duration = timedelta(seconds=30)
+    max_backoff: Duration = timedelta(minutes=15)
+    run_timeout: Duration = Field(
+        default=timedelta(hours=2),
+        description="a run still going after this is stopped, and counts as a failed attempt",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetryPolicy:
+        if self.backoff <= timedelta(0) or self.run_timeout <= timedelta(0):
+            raise ValueError("backoff and run_timeout must be longer than 0 s")
+        if self.max_backoff < self.backoff:
+            raise ValueError("max_backoff must not be shorter than backoff")
+        return self
+
+    def wait(self, failures: int) -> timedelta:
+        """How long to wait before the next attempt after `failures` failed ones (1 or more)."""
+        return min(self.backoff * 2 ** max(failures - 1, 0), self.max_backoff)
+
 
 class Freshness(Model):
     """SLA windows: warn after one, fail after the other."""
@@ -368,7 +397,7 @@ class Acknowledgement(Model):
 
 
 # Fields that are bookkeeping, not shape: they never change an asset's code version.
-UNVERSIONED = {"acknowledge", "maintenance"}
+UNVERSIONED = {"acknowledge", "maintenance", "retry"}
 
 
 class Feed(Model):
@@ -384,6 +413,7 @@ class Feed(Model):
     landing: Landing
     batch: BatchLimits = BatchLimits()
     resend: Resend = Resend()
+    retry: RetryPolicy = RetryPolicy()
     partitions: tuple[PartitionDim, ...] = ("date",)
     freshness: Freshness
     silence_after: Duration | None = Field(

@@ -19,7 +19,7 @@ _SCHEMA = {
     "feeds": (
         "name", "description", "format", "delimiter", "archive", "password_secret", "encoding",
         "landing_prefix", "partitions", "owners", "subscribers", "warn_after_s", "fail_after_s",
-        "max_archives", "max_bytes", "tables", "file",
+        "max_archives", "max_bytes", "tables", "file", "max_attempts", "retry_backoff_s",
     ),
     "tables": (
         "feed", "name", "description", "selector", "keys", "sequence_by", "cdc",
@@ -57,7 +57,8 @@ def _feed_rows(catalog: Catalog) -> Iterator[tuple[Any, ...]]:
             f.archive.password_secret, f.encoding, f.landing.prefix, _joined(f.partitions),
             _joined(f.owners), _joined(f.subscribers), f.freshness.warn_after.total_seconds(),
             f.freshness.fail_after.total_seconds(), f.batch.max_archives, f.batch.max_bytes,
-            len(f.tables), catalog.file_of("feed", f.name),
+            len(f.tables), catalog.file_of("feed", f.name), f.retry.max_attempts,
+            f.retry.backoff.total_seconds(),
         )
 
 

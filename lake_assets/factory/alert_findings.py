@@ -12,6 +12,8 @@ import dagster as dg
 
 from lake_assets.alerts.audience import Audience, Window
 from lake_assets.alerts.incidents import Facts, Finding, Incident, Level
+from lake_assets.factory.failures import run_fault
+from lake_assets.factory.run_tags import BATCH_TAG
 
 # Check metadata a message may quote: numbers under these keys, identifiers under NAME_KEYS.
 # Anything else (a "sample" above all) never leaves the instance.
@@ -59,7 +61,7 @@ def run_failures(
     findings = []
     for record in page.records:
         run = instance.get_run_by_id(record.event_log_entry.run_id)
-        if run is None:
+        if run is None or _retried(instance, run):
             continue
         for asset, partition in _unfinished_targets(instance, run):
             if asset in audience.nodes:
@@ -80,6 +82,12 @@ def run_failures(
                     )
                 )
     return findings, page.cursor if page.records else cursor
+
+
+def _retried(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether the run is a bronze batch that failed for a reason its feed's sensor retries:
+    no one needs to act unless the retries run out, and then a dead-letter alert says so."""
+    return BATCH_TAG in run.tags and run_fault(instance, run).retryable
 
 
 def _unfinished_targets(

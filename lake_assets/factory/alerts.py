@@ -12,13 +12,22 @@ from datetime import timedelta
 from typing import Literal
 
 import dagster as dg
+import pyarrow as pa
 
 from lake_assets.alerts.audience import AssetNode, Audience, Window
-from lake_assets.alerts.incidents import AlertState, Transition, advance, decode_state
+from lake_assets.alerts.incidents import (
+    AlertState,
+    Finding,
+    Incident,
+    Transition,
+    advance,
+    decode_state,
+)
 from lake_assets.alerts.messages import Notice
 from lake_assets.alerts.router import Delivery
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed, Projection
+from lake_assets.factory.alert_dead_letters import dead_letter_findings
 from lake_assets.factory.alert_findings import (
     check_results,
     duration_text,
@@ -41,6 +50,9 @@ _ACTIONS = {
     "still send archives; this clears when the asset materializes again.",
     "run": "Open the run, fix the cause it logged, and re-execute it from failure; this "
     "clears when the asset materializes again for this partition.",
+    "dead_letter": "The batch's runs kept failing, so its archives were set aside. Fix the "
+    "cause named in the detail (a secret, the Spark cluster, the data or a rule), then replay "
+    "the batch with the command in the detail; this clears once it is committed.",
 }
 _RESOLVED_ACTION = "Nothing to do; this closes the earlier alert."
 
@@ -50,17 +62,25 @@ def ui_url() -> str:
     return os.environ.get("LAKE_UI_URL", DEFAULT_UI_URL).rstrip("/")
 
 
+DeadLetters = Callable[[Iterable[Incident]], list[Finding]]
+
+
 def build_alert_sensor(
     catalog: Catalog,
     assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
     *,
     clock: Callable[[], float] = time.time,
+    outstanding: Callable[[], pa.Table] | None = None,
 ) -> dg.SensorDefinition:
     """The `lake_alerts` sensor over `assets`, sending through the `alerts` resource.
 
-    Owners come from the asset specs and subscribers from the catalog; `clock` is for tests.
+    Owners come from the asset specs and subscribers from the catalog; `outstanding` reads the
+    manifest's dead letters (`Manifest.outstanding`); `clock` is for tests.
     """
     audience = build_audience(catalog, assets)
+
+    def dead_letters(incidents: Iterable[Incident]) -> list[Finding]:
+        return dead_letter_findings(catalog, outstanding(), incidents) if outstanding else []
 
     @dg.sensor(
         name=SENSOR_NAME,
@@ -69,13 +89,14 @@ def build_alert_sensor(
         description="Routes run failures, failed checks and freshness to owners and subscribers.",
     )
     def lake_alerts(context: dg.SensorEvaluationContext, alerts: AlertRouter) -> dg.SensorResult:
-        return alert_tick(context, audience, alerts, now=clock())
+        return alert_tick(context, audience, alerts, now=clock(), dead_letters=dead_letters)
 
     return lake_alerts
 
 
 def alert_tick(
-    context: dg.SensorEvaluationContext, audience: Audience, router: AlertRouter, *, now: float
+    context: dg.SensorEvaluationContext, audience: Audience, router: AlertRouter, *, now: float,
+    dead_letters: DeadLetters | None = None,
 ) -> dg.SensorResult:
     """One tick: read what changed, advance the incidents, send the messages.
 
@@ -94,6 +115,7 @@ def alert_tick(
         *run_recoveries(instance, known.values()),
         *checks,
         *freshness_states(instance, audience, now=now),
+        *(dead_letters(known.values()) if dead_letters else []),
     ]
     still_open, transitions = advance(known, findings, now=int(now))
     deliveries = [d for t in transitions for d in _deliveries(t, audience, context.log, now)]

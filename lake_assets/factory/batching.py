@@ -1,8 +1,9 @@
 """Sensor bookkeeping: which archives are new, how they group into batches, and the cursor.
 
-The cursor keeps, per open arrival hour, short hashes of archives already requested, plus the hour
-before which everything is sealed. Hours older than the grace period are sealed and dropped, so the
-cursor stays small whatever the history.
+The cursor keeps, per open arrival hour, short hashes of the archives already requested, grouped
+by the batch that holds them until the manifest has them (then they count as settled), plus the
+hour before which everything is sealed. An hour is sealed once it ended more than the grace
+period ago and all its archives are settled, so the cursor stays small whatever the history.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lake_assets.storage.landing import LandedArchive
 
 # An hour folder still receives archives this long after it ends (slow uploads, clock skew).
 SEAL_AFTER = timedelta(hours=2)
+SETTLED = ""  # the group of an hour's archives that the manifest holds
 
 
 def archive_token(path: str) -> str:
@@ -24,32 +26,54 @@ def archive_token(path: str) -> str:
     return hashlib.blake2b(path.encode(), digest_size=6).hexdigest()
 
 
+def hour_of(archive: LandedArchive) -> str:
+    """The archive's arrival hour as the cursor keys it: `YYYY-MM-DD/HH`."""
+    return f"{archive.arrival_date}/{archive.arrival_hour}"
+
+
 @dataclass
 class FeedCursor:
-    """What a feed's sensor has already requested."""
+    """What a feed's sensor has requested, and which batch holds what is not settled yet."""
 
     sealed_before: str | None = None  # "YYYY-MM-DD/HH": every earlier hour is done
-    open_hours: dict[str, set[str]] = field(default_factory=dict)
+    # hour -> batch id (SETTLED for archives the manifest holds) -> archive tokens
+    open_hours: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     next_batch: int = 0
+    checked_at: float = 0.0  # when the manifest's dead letters and replays were last read
+    backlog: dict[str, int] = field(default_factory=dict)  # the last figures reported
 
     @classmethod
     def parse(cls, text: str | None) -> FeedCursor:
-        """The cursor stored by an earlier tick, or an empty one."""
+        """The cursor stored by an earlier tick, or an empty one.
+
+        A cursor written before batches were tracked lists plain tokens per hour; they are read
+        as settled, as that version treated them.
+        """
         if not text:
             return cls()
         data = json.loads(text)
+        hours: dict[str, dict[str, set[str]]] = {}
+        for hour, groups in data.get("open", {}).items():
+            if isinstance(groups, list):
+                groups = {SETTLED: groups}
+            hours[hour] = {batch: set(tokens) for batch, tokens in groups.items()}
         return cls(
             sealed_before=data.get("sealed_before"),
-            open_hours={hour: set(tokens) for hour, tokens in data.get("open", {}).items()},
+            open_hours=hours,
             next_batch=int(data.get("next_batch", 0)),
+            checked_at=float(data.get("checked_at", 0.0)),
+            backlog=dict(data.get("backlog", {})),
         )
 
     def serialize(self) -> str:
         """The cursor as a compact JSON string."""
         payload = {
             "sealed_before": self.sealed_before,
-            "open": {hour: sorted(tokens) for hour, tokens in sorted(self.open_hours.items())},
+            "open": {hour: {batch: sorted(tokens) for batch, tokens in sorted(groups.items())}
+                     for hour, groups in sorted(self.open_hours.items())},
             "next_batch": self.next_batch,
+            "checked_at": self.checked_at,
+            "backlog": self.backlog,
         }
         return json.dumps(payload, separators=(",", ":"))
 
@@ -59,24 +83,52 @@ class FeedCursor:
 
     def is_new(self, archive: LandedArchive) -> bool:
         """Whether `archive` has not been requested before."""
-        hour_key = f"{archive.arrival_date}/{archive.arrival_hour}"
-        if not self.wants_hour(hour_key):
-            return False
-        return archive_token(archive.path) not in self.open_hours.get(hour_key, set())
+        return self.wants_hour(hour_of(archive)) and self.batch_of(archive) is None
 
-    def mark(self, archives: list[LandedArchive]) -> None:
-        """Record `archives` as requested."""
+    def batch_of(self, archive: LandedArchive) -> str | None:
+        """The batch holding `archive` (SETTLED once the manifest has it); None if never
+        requested."""
+        token = archive_token(archive.path)
+        groups = self.open_hours.get(hour_of(archive), {})
+        return next((batch for batch, tokens in groups.items() if token in tokens), None)
+
+    def mark(self, archives: list[LandedArchive], batch_id: str = SETTLED) -> None:
+        """Record `archives` as requested in batch `batch_id`, or as settled."""
         for archive in archives:
-            hour_key = f"{archive.arrival_date}/{archive.arrival_hour}"
-            self.open_hours.setdefault(hour_key, set()).add(archive_token(archive.path))
+            groups = self.open_hours.setdefault(hour_of(archive), {})
+            token = archive_token(archive.path)
+            for tokens in groups.values():
+                tokens.discard(token)
+            groups.setdefault(batch_id, set()).add(token)
+        for groups in self.open_hours.values():
+            for batch in [b for b, tokens in groups.items() if not tokens and b != SETTLED]:
+                del groups[batch]
+
+    def forget_batch(self, batch_id: str) -> None:
+        """Drop every archive the cursor still holds in `batch_id`: the next tick sees those
+        still in the landing zone as new."""
+        for groups in self.open_hours.values():
+            groups.pop(batch_id, None)
+
+    def unsettled(self) -> dict[str, set[str]]:
+        """Tokens of requested archives the manifest did not have at the last look, by batch."""
+        found: dict[str, set[str]] = {}
+        for groups in self.open_hours.values():
+            for batch, tokens in groups.items():
+                if batch != SETTLED:
+                    found.setdefault(batch, set()).update(tokens)
+        return found
 
     def seal(self, now: datetime, *, incomplete: set[str]) -> None:
-        """Stop listing hours that ended SEAL_AFTER before `now` and had every archive requested.
+        """Stop listing hours that ended SEAL_AFTER before `now` and had every archive requested
+        and settled.
 
         `incomplete` holds the hours that still have archives left for a later tick.
         """
         cutoff = (now - SEAL_AFTER).strftime("%Y-%m-%d/%H")
-        self.sealed_before = min([*incomplete, cutoff])
+        waiting = {hour for hour, groups in self.open_hours.items()
+                   if any(batch != SETTLED and tokens for batch, tokens in groups.items())}
+        self.sealed_before = min([*incomplete, *waiting, cutoff])
         for hour_key in [h for h in self.open_hours if h < self.sealed_before]:
             del self.open_hours[hour_key]
 

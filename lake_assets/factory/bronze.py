@@ -20,6 +20,7 @@ from lake_assets.factory.checks import (
 )
 from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
 from lake_assets.factory.report import BatchReport, manifest_rows
+from lake_assets.factory.run_tags import ATTEMPT_TAG
 from lake_assets.factory.specs import bronze_key, build_bronze_specs
 from lake_assets.resources import DeltaLake
 from lake_assets.storage.batch import (
@@ -109,12 +110,14 @@ def ingest(
             f"({broken}); nothing was committed",
             metadata={"batch_id": batch_id},
         )
-    rows = manifest_rows(feed, batch_id, report.archives, ingested_at=report.ingested_at)
+    attempt = int(context.run.tags.get(ATTEMPT_TAG, "1"))  # > 1: a retry or a replay
+    rows = manifest_rows(feed, batch_id, report.archives, ingested_at=report.ingested_at,
+                         attempts=attempt)
     if rerun:
         manifest.replace_slice(feed.name, date, facilities, rows)
     else:
         manifest.record(feed.name, batch_id, rows)
-    yield from report.results(feed, seconds=time.monotonic() - started)
+    yield from report.results(feed, seconds=time.monotonic() - started, attempt=attempt)
     yield from checks
 
 

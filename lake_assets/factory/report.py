@@ -29,8 +29,10 @@ class BatchReport:
     checks: dict[str, CheckTally] = field(default_factory=dict)
     failed_rules: dict[str, set[str]] = field(default_factory=dict)
 
-    def results(self, feed: Feed, *, seconds: float) -> Iterator[dg.MaterializeResult]:
-        """One MaterializeResult per table of the feed."""
+    def results(
+        self, feed: Feed, *, seconds: float, attempt: int = 1
+    ) -> Iterator[dg.MaterializeResult]:
+        """One MaterializeResult per table of the feed; `attempt` > 1 for a retried batch."""
         quarantined = Counter(a["reason"] for a in self.archives if a["status"] == "quarantined")
         members = sum(a["members"] or 0 for a in self.archives)
         size = sum(a["size"] or 0 for a in self.archives)
@@ -65,14 +67,18 @@ class BatchReport:
                     "delta_version": bronze.version,
                     "table_uri": dg.MetadataValue.path(bronze.uri),
                     "dagster/row_count": rows,
+                    "attempt": attempt,
+                    "retried_archives": len(self.archives) if attempt > 1 else 0,
                 },
             )
 
 
 def manifest_rows(
-    feed: Feed, batch_id: str, archives: list[dict[str, Any]], *, ingested_at: datetime
+    feed: Feed, batch_id: str, archives: list[dict[str, Any]], *, ingested_at: datetime,
+    attempts: int = 1,
 ) -> list[ManifestRow]:
-    """Manifest rows for a batch's archive summaries; `committed_at` is now, after the data."""
+    """Manifest rows for a batch's archive summaries; `committed_at` is now, after the data;
+    `attempts` is the number of runs the batch took."""
     committed_at = datetime.now(UTC)
     return [
         ManifestRow(
@@ -97,6 +103,7 @@ def manifest_rows(
             members_quarantined=a.get("members_quarantined"),
             schema_drift=a.get("schema_drift"),
             resent_of=a.get("resent_of"),
+            attempts=attempts,
         )
         for a in archives
     ]

@@ -24,7 +24,8 @@ ROOT = "lake_assets"
 # containers of one row are independent of each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("lake_assets.cli",),
-    ("lake_assets.definitions", "lake_assets.api", "lake_assets.plan_command"),
+    ("lake_assets.definitions", "lake_assets.api", "lake_assets.plan_command",
+     "lake_assets.ingestion_command"),
     ("lake_assets.factory",),
     ("lake_assets.resources", "lake_assets.simulate", "lake_assets.instance_storage"),
     ("lake_assets.alerts", "lake_assets.serve"),

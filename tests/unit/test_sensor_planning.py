@@ -20,6 +20,7 @@ from lake_assets.factory.partitions import (
 )
 from lake_assets.factory.sensors import build_feed_sensor, new_archives
 from lake_assets.storage.landing import LandingPathError, locate, open_landing
+from lake_assets.storage.manifest import Manifest
 from tests.conftest import METADATA, project_instance
 
 CATALOG = load_catalog(METADATA)
@@ -41,7 +42,7 @@ def two_archives_sensor(feed: Feed, root: Path, monkeypatch: pytest.MonkeyPatch
         land(root, feed.name, "2026-11-20", "08", facility, name, 10)
     monkeypatch.setenv("LANDING_ROOT", str(root))
     bronze = build_bronze_assets(feed, source_file=f"{feed.name}.yaml")
-    return build_feed_sensor(feed, bronze, lambda feed, archives: set())
+    return build_feed_sensor(feed, bronze, lambda: Manifest(str(root / "_no_manifest")))
 
 
 def test_locate_reads_date_hour_and_facility() -> None:
