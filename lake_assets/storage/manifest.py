@@ -32,7 +32,7 @@ SCHEMA = pa.schema(
         ("facility", pa.string()),
         ("arrival_date", pa.string()),
         ("batch_id", pa.string()),
-        ("status", pa.string()),  # loaded | quarantined | failed | dead_letter | replay
+        ("status", pa.string()),  # loaded | quarantined | resent | dead_letter | replay
         ("rows", pa.int64()),
         ("bad_rows", pa.int64()),
         ("rows_by_table", pa.string()),  # JSON {table: rows}
