@@ -72,7 +72,7 @@ def main(work: Path, report: Path) -> None:
     truth = work / "truth.jsonl"
     simulate(catalog, SimulationOptions(
         out=f"{os.environ['LAKE_ROOT']}/landing", truth=str(truth), facilities=6, hours=1,
-        rate=48, faults=0, seed=9, size_scale=0.3, feeds=(FEED,),
+        rate=48, faults=0, resend_rate=0.0, seed=9, size_scale=0.3, feeds=(FEED,),
         start=datetime(2026, 11, 20, 6, tzinfo=UTC)))
     defs = build_definitions(catalog)
     sensor = next(s for s in defs.sensors if s.name == f"{FEED}_arrivals")
