@@ -47,18 +47,10 @@ run: setup
 	    --size-scale 0.05 --seed 7 --quiet --start "$$($(BIN)/python -c 'import datetime as d; \
 	    n = d.datetime.now(d.UTC).replace(minute=0, second=0, microsecond=0); \
 	    print((n - d.timedelta(hours=2)).isoformat())')"
-	@echo "Spark Connect on sc://127.0.0.1:$(SPARK_CONNECT_PORT), shared by every run (log: $(DAGSTER_HOME)/spark-connect.log)"
-	@$(BIN)/lakehouse spark-server --port $(SPARK_CONNECT_PORT) > $(DAGSTER_HOME)/spark-connect.log 2>&1 & \
-	  server=$$!; \
-	  $(BIN)/lakehouse simulate --facilities 10 --rate 240 --size-scale 0.05 --live --quiet \
-	    --truth $(LAKE_ROOT)/_live_truth.jsonl & \
-	  dripper=$$!; \
-	  $(BIN)/lakehouse serve --port $(SERVE_PORT) > $(DAGSTER_HOME)/serve.log 2>&1 & \
-	  endpoint=$$!; trap 'kill $$dripper $$server $$endpoint 2>/dev/null || true' EXIT INT TERM; \
-	  echo "SQL endpoint on 127.0.0.1:$(SERVE_PORT): psql -h 127.0.0.1 -p $(SERVE_PORT) -U ana lake (log: $(DAGSTER_HOME)/serve.log)"; \
-	  $(BIN)/lakehouse spark-server --port $(SPARK_CONNECT_PORT) --wait-only; \
-	  echo "Dagster UI on http://127.0.0.1:3000 (sensors on; new archives drip in every few seconds)"; \
-	  SPARK_REMOTE=sc://127.0.0.1:$(SPARK_CONNECT_PORT) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@# One foreground process runs the rest (Spark Connect, the live dripper, the SQL endpoint,
+	@# the alert inbox, dagster dev), logs to $(DAGSTER_HOME)/logs, and stops them all on
+	@# SIGTERM or Ctrl-C; `exec` hands it make's signals.
+	@exec $(BIN)/lakehouse run --connect-port $(SPARK_CONNECT_PORT) --serve-port $(SERVE_PORT)
 
 test: setup
 	$(BIN)/python -m pytest -q

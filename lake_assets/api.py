@@ -51,6 +51,7 @@ def read_table(
     kind: Kind = "spark",
     lake: Lake | None = None,
     catalog: Catalog | None = None,
+    schema_version: int | None = None,
 ) -> DataFrame | pd.DataFrame | pa.Table:
     """Lake table `name` (`silver.visits`, `gold/daily_census`, `bronze.adt_events__visits`)
     as `user` sees it: a Spark DataFrame, a pandas DataFrame or an Arrow table.
@@ -59,6 +60,9 @@ def read_table(
     for no user or a table the user may not read, LakeQueryError for an unknown name or kind,
     NotADeltaTableError for a table not written yet, DeltaStorageError for a version or time
     outside the table's history.
+
+    `schema_version=N` reads the table as it last was with its N-th schema (`lakehouse catalog
+    "SELECT * FROM schema_versions"` lists them); SchemaVersionError for one it never had.
     """
     lake, catalog = lake or Lake(), catalog or load_catalog(metadata_root())
     policy, principal = _reader(catalog, user)
@@ -71,6 +75,11 @@ def read_table(
         if path is None:
             raise LakeQueryError(f"unknown lake table {name!r}")
         table_policy = policy.table(principal, wanted)
+        if schema_version is not None:
+            if version is not None or as_of is not None:
+                raise LakeQueryError("give one of version, as_of and schema_version")
+            version = lake.schema_history().delta_version_of(
+                lake.ref(path).name, schema_version, latest=lake.version(path))
         if kind == "spark":
             return governed_frame(read_lake_table(lake, catalog, wanted, version=version,
                                                   as_of=as_of), table_policy)

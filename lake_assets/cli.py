@@ -19,10 +19,11 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from lake_assets.catalog.loader import load_catalog, metadata_root
-from lake_assets.catalog.query import run_query
+from lake_assets.catalog.query import lake_tables_in, run_query
 from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
 from lake_assets.ingestion_command import register as register_ingestion
 from lake_assets.plan_command import register as register_plan
+from lake_assets.run_command import register as register_run
 from lake_assets.simulate.command import register as register_simulate
 from lake_assets.storage.spark import (
     DEFAULT_CONNECT_PORT,
@@ -79,13 +80,23 @@ def catalog(
 ) -> None:
     """Run SQL over the configuration, e.g. every PHI column and the file it is declared in."""
     try:
-        names, rows = run_query(load_catalog(path or metadata_root()), sql)
+        names, rows = run_query(load_catalog(path or metadata_root()), sql,
+                                {t: _lake_rows(t) for t in lake_tables_in(sql)})
     except LakehouseError as exc:
         raise fail(exc) from None
     if as_json:
         typer.echo(json.dumps([dict(zip(names, row, strict=True)) for row in rows], indent=2))
         return
     print_rows(names, rows)
+
+
+def _lake_rows(table: str) -> list[tuple[object, ...]]:
+    """Rows of a lake-backed catalog table (`schema_versions`)."""
+    from lake_assets.storage.lake import Lake
+
+    return [(v.table, v.schema_version, v.delta_version, v.code_version,
+             v.effective_at.isoformat(), v.columns, ",".join(v.column_names()), v.fingerprint)
+            for v in Lake().schema_history().versions()] if table == "schema_versions" else []
 
 
 @app.command()
@@ -199,6 +210,30 @@ def audit(
                        for r in rows])
 
 
+@app.command()
+def inbox(
+    mailbox: Annotated[Path, typer.Option(help="JSON-lines file the messages go to")] = Path(
+        ".dagster_home/inbox.jsonl"),
+    smtp_port: Annotated[int, typer.Option(help="loopback SMTP port")] = 8025,
+    http_port: Annotated[int, typer.Option(help="loopback HTTP port (webhooks and the page)")
+                         ] = 8765,
+) -> None:
+    """A local alert inbox for development: receives e-mail, Slack, PagerDuty and webhook
+    alerts on loopback and lists them on a page (`make run` starts it)."""
+    import time
+
+    from lake_assets.alerts.inbox import Mailbox, running_inbox
+
+    with running_inbox(Mailbox(mailbox), smtp_port=smtp_port, http_port=http_port) as ports:
+        console.print(f"Alert inbox: http://127.0.0.1:{ports[1]} (SMTP on 127.0.0.1:{ports[0]}; "
+                      f"messages in {mailbox})")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
 @app.command("spark-server")
 def spark_server(
     port: Annotated[int, typer.Option(help="loopback port to serve on")] = DEFAULT_CONNECT_PORT,
@@ -266,6 +301,7 @@ def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,
 register_simulate(app)
 register_plan(app)
 register_ingestion(app)
+register_run(app)
 
 
 def main() -> None:

@@ -63,6 +63,10 @@ class DeltaConflictError(DeltaStorageError):
     """A concurrent commit changed the files this operation read; rerun the operation."""
 
 
+class SchemaVersionError(DeltaStorageError):
+    """A schema version that the table never had."""
+
+
 class DeltaMaintenanceError(DeltaStorageError):
     """A maintenance request would break time travel or names an unknown column."""
 

@@ -2,14 +2,16 @@
 
 Tables: feeds, tables, columns, projections, owners, and from access.yaml grants (one row per
 role and table glob, with the role's column rules and row filter) and users; each row names the
-YAML file it came from.
+YAML file it came from. `schema_versions` comes from the lake (every schema each table has had),
+read by `lakehouse catalog` only when a query names it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from lake_assets.catalog.catalog import Catalog
@@ -129,29 +131,46 @@ _ROWS = {
 }
 
 
-def connect(catalog: Catalog) -> sqlite3.Connection:
-    """An in-memory SQLite connection holding the catalog tables."""
+# Read from the lake, not metadata: filled by the caller (`lakehouse catalog`) when asked for.
+LAKE_TABLES = {
+    "schema_versions": ("table", "schema_version", "delta_version", "code_version",
+                        "effective_at", "columns", "column_names", "fingerprint"),
+}
+LakeRows = Mapping[str, Iterable[tuple[Any, ...]]]
+
+
+def connect(catalog: Catalog, lake_rows: LakeRows | None = None) -> sqlite3.Connection:
+    """An in-memory SQLite connection holding the catalog tables, and the lake tables whose
+    rows `lake_rows` gives (empty otherwise)."""
     connection = sqlite3.connect(":memory:")
-    for table, columns in _SCHEMA.items():
+    lake_rows = lake_rows or {}
+    for table, columns in (_SCHEMA | LAKE_TABLES).items():
         quoted = ", ".join(f'"{c}"' for c in columns)
         connection.execute(f'CREATE TABLE "{table}" ({quoted})')
         marks = ", ".join("?" for _ in columns)
-        connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', _ROWS[table](catalog))
+        rows = _ROWS[table](catalog) if table in _ROWS else lake_rows.get(table, ())
+        connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
     connection.commit()
     connection.execute("PRAGMA query_only = ON")
     return connection
 
 
-def run_query(catalog: Catalog, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run `sql` over the catalog; returns column names and rows.
+def lake_tables_in(sql: str) -> list[str]:
+    """The lake-backed catalog tables that `sql` mentions (so only those are read)."""
+    return [t for t in LAKE_TABLES if re.search(rf"\b{t}\b", sql, re.IGNORECASE)]
+
+
+def run_query(catalog: Catalog, sql: str, lake_rows: LakeRows | None = None
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run `sql` over the catalog (and `lake_rows`); returns column names and rows.
 
     Raises CatalogQueryError with SQLite's message and the available tables.
     """
-    connection = connect(catalog)
+    connection = connect(catalog, lake_rows)
     try:
         cursor = connection.execute(sql)
     except sqlite3.Error as exc:
-        tables = "; ".join(f"{t}({', '.join(c)})" for t, c in _SCHEMA.items())
+        tables = "; ".join(f"{t}({', '.join(c)})" for t, c in (_SCHEMA | LAKE_TABLES).items())
         raise CatalogQueryError(f"catalog query failed: {exc}. Tables: {tables}") from exc
     names = [d[0] for d in cursor.description or ()]
     rows = cursor.fetchall()

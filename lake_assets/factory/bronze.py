@@ -10,6 +10,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from lake_assets.catalog.models import Feed
+from lake_assets.catalog.versions import bronze_version
 from lake_assets.checks import CheckTally
 from lake_assets.errors import BronzeRunError
 from lake_assets.factory.checks import (
@@ -19,7 +20,7 @@ from lake_assets.factory.checks import (
     table_check_specs,
 )
 from lake_assets.factory.partitions import build_feed_partitions, split_partition_key
-from lake_assets.factory.report import BatchReport, manifest_rows
+from lake_assets.factory.report import BatchReport, manifest_rows, table_size
 from lake_assets.factory.run_tags import ATTEMPT_TAG
 from lake_assets.factory.specs import bronze_key, build_bronze_specs
 from lake_assets.resources import DeltaLake
@@ -117,7 +118,11 @@ def ingest(
         manifest.replace_slice(feed.name, date, facilities, rows)
     else:
         manifest.record(feed.name, batch_id, rows)
-    yield from report.results(feed, seconds=time.monotonic() - started, attempt=attempt)
+    where = _typed_slice(date, facilities)
+    sizes = {t.name: table_size(lake, bronze_key(feed, t).path, where=where,
+                                code_version=bronze_version(feed, t)) for t in feed.tables}
+    yield from report.results(feed, seconds=time.monotonic() - started, attempt=attempt,
+                              sizes=sizes)
     yield from checks
 
 
@@ -155,6 +160,11 @@ def _slice(date: str, facilities: list[str] | None) -> list[tuple]:
     if facilities is not None:
         where.append(("_facility_id", "in", tuple(facilities)))
     return where
+
+
+def _typed_slice(day: str, facilities: list[str] | None) -> list[tuple]:
+    """`_slice` with the date typed as the partition column is, for file statistics."""
+    return [(ARRIVAL, "=", date.fromisoformat(day)), *_slice(day, facilities)[1:]]
 
 
 def _batch_archives(

@@ -18,7 +18,8 @@ from lake_assets.catalog.versions import gold_version
 from lake_assets.errors import ProjectionError
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.partitions import DAILY
-from lake_assets.factory.specs import freshness_policy, owner_tags
+from lake_assets.factory.report import table_size
+from lake_assets.factory.specs import freshness_policy, owner_tags, provenance
 from lake_assets.resources import DeltaLake
 from lake_assets.storage.lake import Lake
 from lake_assets.storage.sql import lake_sql
@@ -71,7 +72,9 @@ def _build(spec: GoldSpec, catalog: Catalog) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(name.split(".", 1)) for name in spec.inputs],
         partitions_def=DAILY if projection.partitions else None,
         group_name="gold",
-        description=projection.description.strip() or None,
+        description=(projection.description.strip()
+                     + provenance(gold_version(projection, spec.sql), spec.file, spec.sql_file)
+                     ).strip(),
         owners=owner_tags(projection.owners),
         kinds={"spark", "delta"},
         code_version=gold_version(projection, spec.sql),
@@ -88,9 +91,14 @@ def _build(spec: GoldSpec, catalog: Catalog) -> dg.AssetsDefinition:
     )
     def _gold(context: dg.AssetExecutionContext, lake: DeltaLake) -> dg.MaterializeResult:
         day = context.partition_key if projection.partitions else None
-        found = refresh_projection(lake.open(), catalog, spec, day=day)
+        store = lake.open()
+        found = refresh_projection(store, catalog, spec, day=day)
         context.log.info(f"gold.{projection.name} for {day or 'all days'}: {found}")
-        return dg.MaterializeResult(metadata=found)
+        where = {projection.partition_column: day} if day and projection.partition_column \
+            else None
+        size = table_size(store, spec.key.path, where=where,
+                          code_version=gold_version(projection, spec.sql))
+        return dg.MaterializeResult(metadata=found | (size.as_metadata() if size else {}))
 
     return _gold
 

@@ -29,7 +29,8 @@ from lake_assets.factory.run_tags import (
 from lake_assets.storage.landing import LandedArchive, LandingZone, landing_root, open_landing
 from lake_assets.storage.manifest import Manifest
 
-__all__ = ["FEED_TAG", "batch_run_config", "build_feed_sensor", "listed_archives"]
+__all__ = ["FEED_TAG", "batch_run_config", "build_feed_sensor", "ingest_job_name",
+           "listed_archives"]
 
 # Run requests per tick; the rest wait for the next tick, which keeps ticks short.
 MAX_RUNS_PER_TICK = 25
@@ -72,6 +73,11 @@ def new_archives(
     return [a for a in found if cursor.is_new(a)], hours
 
 
+def ingest_job_name(feed: Feed) -> str:
+    """The job that runs a feed's bronze batches."""
+    return f"ingest_{feed.name}"
+
+
 def build_feed_sensor(
     feed: Feed, bronze: dg.AssetsDefinition, manifest: Callable[[], Manifest]
 ) -> dg.SensorDefinition:
@@ -79,10 +85,16 @@ def build_feed_sensor(
     earlier runs failed to load (on by default). `manifest` opens the ingestion manifest."""
     op_name = bronze.op.name
     keys = sorted(bronze.keys)
+    # A job per feed: its runs name their assets, and the run timeline has a row per feed.
+    job = dg.define_asset_job(
+        name=ingest_job_name(feed), selection=dg.AssetSelection.assets(bronze),
+        partitions_def=bronze.partitions_def,
+        description=f"Loads a batch of {feed.name} archives into bronze (requested by "
+                    f"{feed.name}_arrivals).")
 
     @dg.sensor(
         name=f"{feed.name}_arrivals",
-        target=bronze,
+        target=job,
         minimum_interval_seconds=TICK_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Requests bronze runs for new {feed.name} archives in the landing zone, "

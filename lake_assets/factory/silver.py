@@ -26,8 +26,9 @@ from lake_assets.checks.rules import CONFLICT_RULE
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.checks import table_check_specs
 from lake_assets.factory.partitions import DAILY
+from lake_assets.factory.report import table_size
 from lake_assets.factory.silver_checks import DayChecks, check_changes, day_results
-from lake_assets.factory.specs import freshness_policy, owner_tags
+from lake_assets.factory.specs import freshness_policy, owner_tags, provenance
 from lake_assets.ingest.cdc import (
     ARRIVAL,
     DELETED,
@@ -135,8 +136,11 @@ def _build(source: SilverSource) -> dg.AssetsDefinition:
         context.log.info(f"silver.{source.name} from arrivals of {context.partition_key}: "
                          f"{day.metadata}")
         if not day.checks.failed:
+            size = table_size(lake.open(), key.path, where=None,
+                              code_version=silver_version(source.table, source.feeds))
             yield dg.MaterializeResult(
-                metadata=day.metadata | {"check_failing_rows": day.checks.failing_rows})
+                metadata=day.metadata | {"check_failing_rows": day.checks.failing_rows}
+                | (size.as_metadata() if size else {}))
         yield from day_results(key, source.table, day.checks,
                                day=dt.date.fromisoformat(context.partition_key))
         if day.checks.failed:
@@ -265,4 +269,5 @@ def _description(source: SilverSource) -> str:
     mode = {"append": "appended once per key", "scd1": "current state per key (SCD1)",
             "scd2": "full history per key (SCD2)"}[source.table.cdc]
     return (f"{source.table.description.strip()}\n\nTyped, PHI-masked `{source.name}` from "
-            f"feeds {feeds}: {mode}.")
+            f"feeds {feeds}: {mode}."
+            + provenance(silver_version(source.table, source.feeds), *source.files))

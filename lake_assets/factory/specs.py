@@ -56,6 +56,12 @@ def bronze_schema(table: Table) -> dg.TableSchema:
     return dg.TableSchema(columns=[*declared, *lineage])
 
 
+def provenance(code_version: str, *files: str) -> str:
+    """The description's last line: the code version and the metadata behind it, so a reviewer
+    sees which YAML change made an asset stale without opening the collapsed section."""
+    return f"\n\nCode version `{code_version}` from {', '.join(f'`{f}`' for f in files)}."
+
+
 def bronze_key(feed: Feed, table: Table) -> dg.AssetKey:
     """`bronze/<feed>/<table>`."""
     return dg.AssetKey(["bronze", feed.name, table.name])
@@ -71,6 +77,7 @@ def build_bronze_specs(feed: Feed, *, source_file: str) -> list[dg.AssetSpec]:
             description=(
                 f"{table.description.strip()}\n\nRaw `{table.name}` records of feed "
                 f"`{feed.name}` ({feed.format.kind} in {feed.archive.kind}), append-only."
+                + provenance(bronze_version(feed, table), source_file)
             ),
             owners=owner_tags(feed.owners),
             kinds={"spark", "delta"},

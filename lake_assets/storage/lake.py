@@ -23,6 +23,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 
 from lake_assets.storage import delta
 from lake_assets.storage.manifest import MANIFEST_TABLE, Manifest
+from lake_assets.storage.schema_history import SCHEMA_HISTORY_TABLE, SchemaHistory, SchemaVersion
 from lake_assets.storage.spark import build_session
 
 TableName = str | Sequence[str]
@@ -60,6 +61,34 @@ class Lake:
         """The ingestion manifest of this lake."""
         ref = self.ref(MANIFEST_TABLE)
         return Manifest(ref.uri, ref.options or None)
+
+    def schema_history(self) -> SchemaHistory:
+        """The schema history of this lake's tables."""
+        ref = self.ref(SCHEMA_HISTORY_TABLE)
+        return SchemaHistory(ref.uri, ref.options or None)
+
+    def record_schema(self, table: TableName, *, code_version: str | None) -> SchemaVersion:
+        """Record `table`'s current schema in the history; returns its schema version."""
+        ref = self.ref(table)
+        current = delta.open_table(ref.uri, options=ref.options, table=ref.name)
+
+        def schema_at(version: int) -> str:
+            if version == current.version():
+                return current.schema().to_json()
+            return delta.open_table(ref.uri, options=ref.options, table=ref.name,
+                                    version=version).schema().to_json()
+
+        return self.schema_history().record(ref.name, latest=current.version(),
+                                            schema_at=schema_at, code_version=code_version)
+
+    def stats(self, table: TableName, *, partition_column: str | None = None) -> delta.TableStats:
+        """Files, bytes, rows and versions of `table`'s latest version (per partition value of
+        `partition_column` when given)."""
+        return delta.table_stats(self.ref(table), partition_column=partition_column)
+
+    def count_rows(self, table: TableName, where: delta.PredicateSpec = None) -> int | None:
+        """Rows of `table` matching `where`, from file statistics where they tell."""
+        return delta.count_rows(self.ref(table), where)
 
     @overload
     def write(self, df: DataFrame, *, table: TableName, mode: Literal["append"] = "append",

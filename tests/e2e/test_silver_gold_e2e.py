@@ -40,6 +40,8 @@ class Landed:
     raw: Path
     truth: Path
     requested: list[tuple[str, str | None]]
+    # Each asset's last materialization: its row count and schema version as the UI shows them.
+    shown: dict[str, dict[str, object]]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,19 @@ def landed(spark, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
         automation = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=automation.cursor)
         assert automation.total_requested == 0  # nothing new since
-        yield Landed(catalog, root / "lake", root / "raw", truth, requested)
+        yield Landed(catalog, root / "lake", root / "raw", truth, requested,
+                     _shown(instance, defs))
+
+
+def _shown(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict[str, dict[str, object]]:
+    shown = {}
+    for key in (k for a in defs.assets for k in a.keys):
+        event = instance.get_latest_materialization_event(key)
+        if event is not None and event.asset_materialization is not None:
+            shown[key.to_user_string()] = {
+                name: value.value for name, value in event.asset_materialization.metadata.items()
+                if name in ("dagster/row_count", "batch_rows", "table_rows", "schema_version")}
+    return shown
 
 
 def tick_feed_sensors(defs: dg.Definitions, instance: dg.DagsterInstance
@@ -123,6 +137,21 @@ def test_automation_carries_arrivals_to_gold(landed: Landed) -> None:
     empty = [p.name for p in landed.catalog.projections
              if not table(landed.lake, "gold", p.name)]
     assert empty == []
+
+
+def test_the_ui_shows_each_table_s_rows_and_schema_version(landed: Landed) -> None:
+    """The row count is the table's (silver, unpartitioned gold) or the partition's (bronze,
+    daily gold), never only the last batch's; each table is at its first schema."""
+    for name, shown in landed.shown.items():
+        layer, *path = name.split("/")
+        rows = len(table(landed.raw if layer == "bronze" else landed.lake, layer, *path))
+        assert shown["schema_version"] == 1, name
+        assert shown["table_rows"] == rows, name
+        if layer == "silver":
+            assert shown["dagster/row_count"] == rows, name
+        elif layer == "bronze":  # one day landed, so the day's rows are the table's
+            assert shown["dagster/row_count"] == rows and shown["batch_rows"] <= rows, name
+    assert {n.split("/")[0] for n in landed.shown} == {"bronze", "silver", "gold"}
 
 
 def test_silver_tables_have_the_schema_gold_assumes_before_they_exist(landed: Landed) -> None:

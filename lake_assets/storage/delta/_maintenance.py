@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from deltalake import DeltaTable
@@ -20,8 +20,10 @@ from deltalake.transaction import CommitProperties
 from lake_assets.errors import DeltaConflictError, DeltaMaintenanceError
 from lake_assets.storage.delta._predicate import PredicateSpec, parse_predicate
 from lake_assets.storage.delta._snapshot import (
+    all_match,
     arrow_schema,
     list_files,
+    may_match,
     open_table,
     partition_string,
 )
@@ -40,6 +42,9 @@ class TableStats:
     bytes: int
     partitions: int
     files_by_partition: dict[str, int]
+    # From the files' statistics; None where a file has none (written without stats).
+    rows: int | None = None
+    rows_by_partition: dict[str, int | None] = field(default_factory=dict)
 
     def as_metadata(self) -> dict[str, int]:
         """Numbers for an asset observation, which the UI plots day over day."""
@@ -53,13 +58,45 @@ def table_stats(ref: TableRef, *, partition_column: str | None = None) -> TableS
     delta = open_table(ref.uri, options=ref.options, table=ref.name)
     files = list_files(delta)
     counts: Counter[str] = Counter()
+    rows_by: dict[str, int | None] = {}
     if partition_column is not None:
-        counts.update(str(partition_string(f.partition_values.get(partition_column)))
-                      for f in files)
+        for f in files:
+            value = str(partition_string(f.partition_values.get(partition_column)))
+            counts[value] += 1
+            rows_by[value] = _plus(rows_by.get(value, 0), f.num_records)
+    rows: int | None = 0
+    for f in files:
+        rows = _plus(rows, f.num_records)
     return TableStats(version=delta.version(), files=len(files),
                       bytes=sum(f.size for f in files),
                       partitions=len({tuple(sorted(f.partition_values.items())) for f in files}),
-                      files_by_partition=dict(counts))
+                      files_by_partition=dict(counts), rows=rows, rows_by_partition=rows_by)
+
+
+def count_rows(ref: TableRef, where: PredicateSpec = None) -> int | None:
+    """Rows of `ref`'s latest version that match `where`: from file statistics, and by reading
+    the one column `where` names from the files whose statistics cannot tell. None when a file
+    has no row count at all."""
+    delta = open_table(ref.uri, options=ref.options, table=ref.name)
+    terms = parse_predicate(where)
+    total: int | None = 0
+    unsure = False
+    for entry in list_files(delta):
+        if all_match(entry, terms):
+            total = _plus(total, entry.num_records)
+        elif may_match(entry, terms):
+            unsure = True
+    if not unsure:
+        return total
+    # Some files hold rows on both sides: count the matching rows of the whole slice instead.
+    filters = [(t.column, t.op, list(t.value) if isinstance(t.value, tuple) else t.value)
+               for t in terms]
+    return delta.to_pyarrow_table(columns=[terms[0].column], filters=filters).num_rows
+
+
+def _plus(total: int | None, more: int | None) -> int | None:
+    """A sum that is unknown once one part is."""
+    return None if total is None or more is None else total + more
 
 
 def optimize(
