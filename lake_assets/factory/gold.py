@@ -17,6 +17,7 @@ from lake_assets.catalog.models import Projection
 from lake_assets.catalog.versions import gold_version
 from lake_assets.errors import ProjectionError
 from lake_assets.factory.automation import DEPENDENTS
+from lake_assets.factory.gold_schema import GoldColumn, gold_columns
 from lake_assets.factory.partitions import DAILY
 from lake_assets.factory.report import table_size
 from lake_assets.factory.specs import freshness_policy, owner_tags, provenance
@@ -61,11 +62,30 @@ def gold_specs(catalog: Catalog) -> list[GoldSpec]:
 
 def build_gold_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
     """A gold asset per projection, depending on the silver and gold tables its SQL reads."""
-    return [_build(spec, catalog) for spec in gold_specs(catalog)]
+    specs = gold_specs(catalog)
+    columns = gold_columns(catalog, {s.projection.name: s.sql for s in specs}, _ordered(specs))
+    return [_build(spec, catalog, columns.get(spec.projection.name)) for spec in specs]
 
 
-def _build(spec: GoldSpec, catalog: Catalog) -> dg.AssetsDefinition:
+def _ordered(specs: list[GoldSpec]) -> list[str]:
+    """Projection names, each after the gold tables it reads (metadata rules out cycles)."""
+    done: list[str] = []
+    left = list(specs)
+    while left:
+        ready = [s for s in left
+                 if all(i.split(".", 1)[1] in done for i in s.inputs if i.startswith("gold."))]
+        if not ready:
+            break
+        done += [s.projection.name for s in ready]
+        left = [s for s in left if s not in ready]
+    return done
+
+
+def _build(spec: GoldSpec, catalog: Catalog,
+           columns: list[GoldColumn] | None) -> dg.AssetsDefinition:
     projection = spec.projection
+    schema = {"dagster/column_schema": dg.TableSchema(
+        columns=[c.as_table_column() for c in columns])} if columns else {}
 
     @dg.asset(
         key=spec.key,
@@ -87,6 +107,7 @@ def _build(spec: GoldSpec, catalog: Catalog) -> dg.AssetsDefinition:
             "lake/metadata_file": spec.file,
             "lake/sql_file": spec.sql_file,
             "lake/sql": dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
+            **schema,
         },
     )
     def _gold(context: dg.AssetExecutionContext, lake: DeltaLake) -> dg.MaterializeResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,43 @@ def test_every_feed_and_silver_find_a_run_slot() -> None:
     limits = {limit["key"]: limit["limit"] for limit in runs["tag_concurrency_limits"]}
     feeds = len(load_catalog(METADATA).feeds)
     assert runs["max_concurrent_runs"] >= feeds * limits["lake/feed"] + limits["lake/downstream"]
+
+
+def test_gold_tables_show_the_schema_their_sql_returns_with_phi_carried(tmp_path: Path) -> None:
+    """Types come from the SQL over silver; a column computed from a PHI-tagged column keeps the
+    tag, through a second projection that reads the first."""
+    metadata = Path(shutil.copytree(METADATA, tmp_path / "metadata"))
+    projections = metadata / "projections"
+    (projections / "patient_tests.sql").write_text(
+        "SELECT facility_code, mrn, CONCAT(mrn, '-', test_code) AS patient_test,\n"
+        "       COUNT(*) AS results\nFROM silver.lab_results GROUP BY 1, 2, 3\n")
+    (projections / "patient_tests.yaml").write_text(
+        "name: patient_tests\ndescription: Results per patient and test.\nowners: [analytics]\n"
+        "sql: patient_tests.sql\nfreshness: {warn_after: 3h, fail_after: 8h}\n")
+    (projections / "test_mix.sql").write_text(
+        "SELECT patient_test, SUM(results) AS results FROM gold.patient_tests GROUP BY 1\n")
+    (projections / "test_mix.yaml").write_text(
+        "name: test_mix\ndescription: Results per patient test.\nowners: [analytics]\n"
+        "sql: test_mix.sql\nfreshness: {warn_after: 3h, fail_after: 8h}\n")
+    graph = build_definitions(load_catalog(metadata)).resolve_asset_graph()
+
+    def columns(name: str) -> dict[str, tuple[str, str | None]]:
+        schema = graph.get(dg.AssetKey(["gold", name])).metadata["dagster/column_schema"]
+        return {c.name: (c.type, (c.tags or {}).get("phi")) for c in schema.columns}
+
+    assert columns("patient_tests") == {
+        "facility_code": ("string", None), "mrn": ("string", "hash"),
+        "patient_test": ("string", "hash"), "results": ("bigint", None)}
+    assert columns("test_mix") == {"patient_test": ("string", "hash"),
+                                   "results": ("bigint", None)}
+    census = columns("daily_census")
+    assert census["census_date"] == ("date", None) and census["occupancy"][0] == "double"
+
+
+def test_runs_name_their_feed_s_job_and_descriptions_name_the_code_version() -> None:
+    defs = build_definitions(load_catalog(METADATA))
+    sensors = {s.name: s for s in defs.sensors}
+    assert sensors["lab_results_arrivals"].job_name == "ingest_lab_results"
+    node = defs.resolve_asset_graph().get(dg.AssetKey(["bronze", "lab_results", "lab_results"]))
+    assert f"Code version `{node.code_version}`" in node.description
+    assert "`feeds/lab_results.yaml`" in node.description
