@@ -129,6 +129,8 @@ def run(
             # Alerts of the demo teams arrive in the local inbox instead of failing to leave.
             "LAKE_SMTP_HOST": "127.0.0.1", "LAKE_SMTP_PORT": str(smtp_port),
             "LAKE_PAGERDUTY_URL": f"http://127.0.0.1:{inbox_port}/pagerduty",
+            # A small lake: silver and gold follow bronze within a minute, not five.
+            "LAKE_AUTOMATION_INTERVAL_S": os.environ.get("LAKE_AUTOMATION_INTERVAL_S", "30"),
         }
         stack.start("dagster", [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml",
                                 "-h", "127.0.0.1", "-p", str(ui_port)], dagster_env)
