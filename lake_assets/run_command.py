@@ -6,8 +6,9 @@ the local alert inbox, and `dagster dev` (webserver, daemon and code server) wit
 to the inbox. The terminal shows links and a progress line every 30 s, not the processes' logs.
 
 SIGTERM or Ctrl-C stops every process it started: SIGTERM to each group, SIGKILL to what is
-still alive after `STOP_GRACE_S`. A process that dies on its own stops the rest, with its log
-named, so a half-started stack never looks healthy.
+still alive after `STOP_GRACE_S`. Should the supervisor itself be killed, each child it started
+gets SIGTERM from the kernel (PR_SET_PDEATHSIG). A process that dies on its own stops the rest,
+with its log named, so a half-started stack never looks healthy.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Stack:
         with log.open("ab") as out:
             process = subprocess.Popen(command, env=dict(env), stdout=out,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=_end_with_parent)
         child = Child(name, log, process)
         self.children.append(child)
         return child
@@ -78,6 +79,15 @@ class Stack:
         for child in self.children:
             _signal_group(child.process, signal.SIGKILL)  # stragglers of the group too
             child.process.wait()
+
+
+def _end_with_parent() -> None:
+    """In the child: get SIGTERM when this supervisor dies, even by SIGKILL (Linux), so no
+    process of the stack outlives it. The ctypes call is Linux's prctl(PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:

@@ -75,6 +75,17 @@ def table_references(query: exp.Query) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def output_columns(query: exp.Query) -> list[str] | None:
+    """The names of the columns `query` returns, or None when a star hides them."""
+    names = []
+    for select in query.selects:
+        if isinstance(select, exp.Star) or (isinstance(select, exp.Column)
+                                            and isinstance(select.this, exp.Star)):
+            return None
+        names.append(select.alias_or_name)
+    return names
+
+
 def rewrite(query: exp.Query) -> str:
     """Spark SQL of `query` for `spark.sql(text, **frames)`: `layer.name` tables read the
     placeholder `{layer__name}` (`view_name`); every other brace is escaped."""

@@ -440,6 +440,23 @@ class Feed(Model):
         return hashlib.sha256((feed_part + table.model_dump_json()).encode()).hexdigest()[:16]
 
 
+class ProjectionChecks(Model):
+    """Rules over a projection's output, checked after each write: one asset check (`rules`)
+    whose metadata holds each rule's failing rows."""
+
+    columns: dict[str, ColumnChecks] = Field(
+        default_factory=dict,
+        description="per output column: range, allowed, regex, length, unique (`action` unused)")
+    not_null: tuple[str, ...] = ()
+    unique: tuple[str, ...] = Field(default=(), description="columns unique together")
+    severity: Severity = "error"
+    blocking: bool = False
+
+    def named_columns(self) -> list[str]:
+        """Every output column a rule names."""
+        return list(dict.fromkeys([*self.columns, *self.not_null, *self.unique]))
+
+
 class Projection(Model):
     """A gold table: a Spark SQL file over silver and gold tables."""
 
@@ -454,6 +471,7 @@ class Projection(Model):
     lookback_days: int = Field(default=0, ge=0, le=365)
     maintenance: Maintenance = Maintenance()
     acknowledge: tuple[Acknowledgement, ...] = ()
+    checks: ProjectionChecks | None = None
 
     @model_validator(mode="after")
     def _partition_column(self) -> Projection:

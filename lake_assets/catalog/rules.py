@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lake_assets.catalog.catalog import Catalog
-from lake_assets.catalog.lineage import projection_inputs
+from lake_assets.catalog.lineage import output_columns, parse_query, projection_inputs
 from lake_assets.catalog.models import Feed, Table
 from lake_assets.catalog.table_rules import table_problems
 from lake_assets.errors import MetadataError, MetadataProblem
@@ -37,13 +37,28 @@ def cross_file_problems(
 
 
 def _projection_sql(catalog: Catalog) -> Iterator[MetadataProblem]:
-    """SQL that parses, reads known silver and gold tables only, and has no cycle."""
+    """SQL that parses, reads known silver and gold tables only, and has no cycle; checks that
+    name only columns the SQL returns."""
     if not all(catalog.sql_path(p).is_file() for p in catalog.projections):
         return  # _projection_files names them
     try:
         projection_inputs(catalog)
     except MetadataError as exc:
         yield from exc.problems
+        return
+    for projection in catalog.projections:
+        if projection.checks is None:
+            continue
+        path = catalog.sql_path(projection)
+        returned = output_columns(parse_query(path.read_text(encoding="utf-8"), file=path.name))
+        if returned is None:
+            continue  # `SELECT *`: the names are known only once the query runs
+        for column in projection.checks.named_columns():
+            if column not in returned:
+                yield MetadataProblem(
+                    catalog.file_of("projection", projection.name), f"checks.{column}",
+                    f"the SQL of {projection.sql} returns no column {column!r}; it returns "
+                    f"{', '.join(returned)}")
 
 
 def _unknown_owners(catalog: Catalog) -> Iterator[MetadataProblem]:

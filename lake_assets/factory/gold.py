@@ -6,15 +6,18 @@ since a day's arrivals can hold events of earlier days; other projections are re
 """
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dagster as dg
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.lineage import parse_query, projection_inputs, rewrite
-from lake_assets.catalog.models import Projection
+from lake_assets.catalog.models import Projection, ProjectionChecks
 from lake_assets.catalog.versions import gold_version
+from lake_assets.checks.projection import projection_failures
 from lake_assets.errors import ProjectionError
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.gold_schema import GoldColumn, gold_columns
@@ -109,8 +112,10 @@ def _build(spec: GoldSpec, catalog: Catalog,
             "lake/sql": dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
             **schema,
         },
+        check_specs=_rules_spec(spec),
     )
-    def _gold(context: dg.AssetExecutionContext, lake: DeltaLake) -> dg.MaterializeResult:
+    def _gold(context: dg.AssetExecutionContext, lake: DeltaLake
+              ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = context.partition_key if projection.partitions else None
         store = lake.open()
         found = refresh_projection(store, catalog, spec, day=day)
@@ -119,9 +124,46 @@ def _build(spec: GoldSpec, catalog: Catalog,
             else None
         size = table_size(store, spec.key.path, where=where,
                           code_version=gold_version(projection, spec.sql))
-        return dg.MaterializeResult(metadata=found | (size.as_metadata() if size else {}))
+        yield dg.MaterializeResult(metadata=found | (size.as_metadata() if size else {}))
+        if projection.checks is not None:
+            yield _rules_result(spec, projection.checks, _written(store, spec, day))
 
     return _gold
+
+
+RULES_CHECK = "rules"
+
+
+def _rules_spec(spec: GoldSpec) -> list[dg.AssetCheckSpec]:
+    checks = spec.projection.checks
+    if checks is None:
+        return []
+    return [dg.AssetCheckSpec(RULES_CHECK, asset=spec.key, blocking=checks.blocking,
+                              description="the projection's checks: "
+                              f"{', '.join(checks.named_columns())}")]
+
+
+def _written(lake: Lake, spec: GoldSpec, day: str | None) -> DataFrame:
+    """The rows this run wrote: the days it replaced, or the whole table."""
+    frame = lake.read(spec.key.path)
+    projection = spec.projection
+    if day is None or not projection.partition_column:
+        return frame
+    last = dt.date.fromisoformat(day)
+    first = last - dt.timedelta(days=projection.lookback_days)
+    return frame.where(F.col(projection.partition_column).between(F.lit(first), F.lit(last)))
+
+
+def _rules_result(spec: GoldSpec, checks: ProjectionChecks, written: DataFrame
+                  ) -> dg.AssetCheckResult:
+    failing = projection_failures(written, checks)
+    broken = {rule: rows for rule, rows in failing.items() if rows}
+    return dg.AssetCheckResult(
+        asset_key=spec.key, check_name=RULES_CHECK, passed=not broken,
+        severity=dg.AssetCheckSeverity.ERROR if checks.severity == "error"
+        else dg.AssetCheckSeverity.WARN,
+        metadata={"failing_rows": sum(broken.values()), "failing_rows_by_rule": failing,
+                  "rules_broken": ", ".join(sorted(broken)) or "none"})
 
 
 def refresh_projection(

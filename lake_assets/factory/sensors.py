@@ -88,7 +88,6 @@ def build_feed_sensor(
     # A job per feed: its runs name their assets, and the run timeline has a row per feed.
     job = dg.define_asset_job(
         name=ingest_job_name(feed), selection=dg.AssetSelection.assets(bronze),
-        partitions_def=bronze.partitions_def,
         description=f"Loads a batch of {feed.name} archives into bronze (requested by "
                     f"{feed.name}_arrivals).")
 

@@ -42,6 +42,7 @@ class Landed:
     requested: list[tuple[str, str | None]]
     # Each asset's last materialization: its row count and schema version as the UI shows them.
     shown: dict[str, dict[str, object]]
+    census_rules: dict[str, object]
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +75,13 @@ def landed(spark, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
         automation = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=automation.cursor)
         assert automation.total_requested == 0  # nothing new since
+        rules = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey(["gold", "daily_census"]), "rules")])
+        evaluation = next(iter(rules.values())).evaluation
         yield Landed(catalog, root / "lake", root / "raw", truth, requested,
-                     _shown(instance, defs))
+                     _shown(instance, defs),
+                     {"passed": evaluation.passed,
+                      "failing_rows": evaluation.metadata["failing_rows"].value})
 
 
 def _shown(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict[str, dict[str, object]]:
@@ -152,6 +158,11 @@ def test_the_ui_shows_each_table_s_rows_and_schema_version(landed: Landed) -> No
         elif layer == "bronze":  # one day landed, so the day's rows are the table's
             assert shown["dagster/row_count"] == rows and shown["batch_rows"] <= rows, name
     assert {n.split("/")[0] for n in landed.shown} == {"bronze", "silver", "gold"}
+
+
+def test_projection_checks_run_on_what_gold_wrote(landed: Landed) -> None:
+    """daily_census declares rules in its YAML: one `rules` check judged each written day."""
+    assert landed.census_rules == {"passed": True, "failing_rows": 0}
 
 
 def test_silver_tables_have_the_schema_gold_assumes_before_they_exist(landed: Landed) -> None:

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.definitions import build_definitions
+from lake_assets.errors import MetadataError
 from tests.conftest import METADATA
 
 
@@ -136,3 +138,17 @@ def test_runs_name_their_feed_s_job_and_descriptions_name_the_code_version() -> 
     node = defs.resolve_asset_graph().get(dg.AssetKey(["bronze", "lab_results", "lab_results"]))
     assert f"Code version `{node.code_version}`" in node.description
     assert "`feeds/lab_results.yaml`" in node.description
+
+
+def test_projection_checks_must_name_columns_the_sql_returns(tmp_path: Path) -> None:
+    metadata = Path(shutil.copytree(METADATA, tmp_path / "metadata"))
+    census = metadata / "projections" / "daily_census.yaml"
+    census.write_text(census.read_text().replace("not_null: [facility_code, census_date]",
+                                                 "not_null: [facility_code, census_day]"))
+    with pytest.raises(MetadataError) as problems:
+        load_catalog(metadata)
+    assert "projections/daily_census.yaml: checks.census_day: the SQL of daily_census.sql " \
+           "returns no column 'census_day'" in str(problems.value)
+    graph = build_definitions(load_catalog(METADATA)).resolve_asset_graph()
+    assert dg.AssetCheckKey(dg.AssetKey(["gold", "daily_census"]), "rules") in \
+        graph.asset_check_keys

@@ -122,6 +122,8 @@ def test_a_projection_chain_reports_a_dropped_column_its_readers_use(
     sql = projections / "daily_census.sql"
     sql.write_text(sql.read_text().replace(",\n  ROUND(SUM(CASE WHEN c.status = 'occupied' "
                                            "THEN 1 ELSE 0 END) / COUNT(*), 4) AS occupancy", ""))
+    census = projections / "daily_census.yaml"  # its rule on the column goes with it
+    census.write_text(census.read_text().replace("    occupancy: {range: {min: 0, max: 1}}\n", ""))
     plan = build_plan(base, load_catalog(metadata_copy))
     assert ids(plan) == {"gold/daily_census:column_dropped:occupancy": None}
     assert {b.asset for b in plan.backfills} == {"gold/daily_census", "gold/census_trend"}
