@@ -48,7 +48,7 @@ run: setup
 	    n = d.datetime.now(d.UTC).replace(minute=0, second=0, microsecond=0); \
 	    print((n - d.timedelta(hours=2)).isoformat())')"
 	@# One foreground process runs the rest (Spark Connect, the live dripper, the SQL endpoint,
-	@# the alert inbox, dagster dev), logs to $(DAGSTER_HOME)/logs, and stops them all on
+	@# the alert inbox, dagster dev), logs to $(DAGSTER_HOME)/lakehouse-logs, and stops them all on
 	@# SIGTERM or Ctrl-C; `exec` hands it make's signals.
 	@exec $(BIN)/lakehouse run --connect-port $(SPARK_CONNECT_PORT) --serve-port $(SERVE_PORT)
 

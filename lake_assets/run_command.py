@@ -116,7 +116,8 @@ def run(
     lake_root = os.environ.get("LAKE_ROOT") or ".lake"
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
-    stack = Stack(home / "logs")
+    # Not $DAGSTER_HOME/logs: Dagster queues the files there for its telemetry upload.
+    stack = Stack(home / "lakehouse-logs")
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _: stopping.append(signum))
