@@ -1,27 +1,34 @@
-"""The raw floor: every archive of a slice read with `read_archive` in a tight loop.
+"""The floor: the pipeline's own executor code over the slice, with no Spark and no writes.
 
-Two worker processes stand for Spark's two cores. The pool is started and warmed before the
-clock starts, so the floor measures decrypt and parse only: no scheduling, no writes. Its
-driver memory is this Python process alone (the benchmark's Spark JVM idles meanwhile).
+Each feed's archives are cut into batches as its sensor cuts them (`batch.max_archives`), and
+each batch is dealt into tasks as `load_batch` deals it; every task runs
+`storage.batch.read_without_writing`: fetch, decrypt, parse in the same read groups, conform,
+check and quarantine, exactly what a Spark task does minus writing Parquet. Two worker
+processes stand for Spark's two cores; the pool is started and warmed before the clock starts.
+So the floor leaves out only orchestration (Dagster, Spark scheduling) and the writes and
+commits. Its driver memory is this Python process alone.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from benchmarks.memory import MemoryPeaks, MemorySampler
 from benchmarks.seed_slice import Slice
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.catalog.models import Feed
-from lake_assets.ingest.read import read_archive
+from lake_assets.storage.batch import BatchArchive, BatchSpec, deal, read_without_writing
+from lake_assets.storage.landing import locate
 from lake_assets.storage.secrets import get_secret
 
 _FEEDS: dict[str, tuple[Feed, str | None]] = {}
+TASKS_PER_CORE = 2  # as load_batch: default parallelism x 2
 
 
 @dataclass(frozen=True)
@@ -36,21 +43,40 @@ class FloorResult:
     feed_cpu_s: dict[str, float]
 
 
+def _tasks(data: Slice, processes: int) -> list[tuple[str, tuple[BatchArchive, ...], list[int]]]:
+    """(feed, batch archives, share) per task, largest first."""
+    by_feed: dict[str, list[BatchArchive]] = {}
+    feeds = {f.name: f for f in load_catalog(metadata_root()).feeds}
+    for record in data.records:
+        day, _, facility = locate(feeds[record.feed], record.archive)
+        by_feed.setdefault(record.feed, []).append(
+            BatchArchive(record.archive, data.sizes[record.archive], facility, day))
+    tasks = []
+    for name, archives in by_feed.items():
+        step = feeds[name].batch.max_archives
+        for first in range(0, len(archives), step):
+            batch = tuple(archives[first:first + step])
+            for share in deal(batch, min(len(batch), processes * TASKS_PER_CORE)):
+                if share:
+                    tasks.append((name, batch, share))
+    return sorted(tasks, key=lambda t: -sum(t[1][i].size for i in t[2]))
+
+
 def run_floor(data: Slice, *, processes: int = 2) -> FloorResult:
-    """Read every archive of `data` with `processes` workers; largest archives go first."""
-    jobs = sorted(((r.feed, r.archive) for r in data.records),
-                  key=lambda job: -data.sizes[job[1]])
+    """Run every task of `data` with `processes` workers; largest tasks go first."""
+    tasks = _tasks(data, processes)
     context = multiprocessing.get_context("spawn")
     root = str(data.landing)
-    with ProcessPoolExecutor(processes, mp_context=context, initializer=_load_feeds) as pool:
+    with tempfile.TemporaryDirectory(prefix="floor-quarantine-") as held, \
+            ProcessPoolExecutor(processes, mp_context=context, initializer=_load_feeds) as pool:
         list(pool.map(_warm, range(processes * 2)))
         with MemorySampler(include_jvm=False) as sampler:
             started = time.monotonic()
-            counts = list(pool.map(_read, [root] * len(jobs), *zip(*jobs, strict=True),
-                                   chunksize=4))
+            counts = list(pool.map(_read, [root] * len(tasks), [held] * len(tasks),
+                                   *zip(*tasks, strict=True)))
             seconds = time.monotonic() - started
     by_feed: dict[str, float] = {}
-    for (feed, _), count in zip(jobs, counts, strict=True):
+    for (feed, _, _), count in zip(tasks, counts, strict=True):
         by_feed[feed] = by_feed.get(feed, 0.0) + count[3]
     return FloorResult(
         seconds=seconds,
@@ -74,10 +100,14 @@ def _warm(_: int) -> int:
     return len(_FEEDS)
 
 
-def _read(root: str, feed_name: str, path: str) -> tuple[int, int, int, float]:
+def _read(root: str, held: str, feed_name: str, batch: tuple[BatchArchive, ...],
+          share: list[int]) -> tuple[int, int, int, float]:
     started = time.process_time()
     feed, password = _FEEDS[feed_name]
-    data = Path(root, path).read_bytes()
-    result = read_archive(feed, data=data, path=path, password=password)
+    spec = BatchSpec(feed=feed, batch_id="floor", archives=batch, landing_root=root,
+                     quarantine_root=held, password=password,
+                     ingested_at=dt.datetime.now(dt.UTC))
+    summaries = read_without_writing(spec, share)
     spent = time.process_time() - started
-    return result.members, result.good_rows, int(result.status == "quarantined"), spent
+    return (sum(a["members"] or 0 for a in summaries), sum(a["rows"] for a in summaries),
+            sum(a["status"] == "quarantined" for a in summaries), spent)

@@ -122,6 +122,20 @@ def load_batch(
     return _outcome(rows)
 
 
+def read_without_writing(spec: BatchSpec, share: Sequence[int]) -> list[dict]:
+    """What one task of `load_batch` does for the archives `share` indexes, with no Spark and
+    no writes: fetch, decrypt, parse, conform, check and quarantine, in the same groups. The
+    ingest benchmark's floor runs this; it returns each archive's manifest summary."""
+    outputs = {(layer, t.name): WriteSpec(uri="", table=t.name, schema=schema)
+               for t in spec.feed.tables
+               for layer, schema in (("bronze", bronze_row_schema(spec.feed, t.name)),
+                                     ("quarantine", quarantine_row_schema()))}
+    sink = _Sink(spec.feed, outputs, write=False)
+    loaded = _load_archives(spec, [spec.archives[i] for i in share], sink)
+    sink.close()
+    return [one.summary(sink.held) for one in loaded]
+
+
 def deal(archives: Sequence[BatchArchive], tasks: int) -> list[list[int]]:
     """Archive indexes per task: largest first, dealt round-robin so no task gets all the big
     archives. Archives of the same known size go to the same task, in path order: only they
@@ -176,7 +190,9 @@ class _Sink:
     finished and later files carry the wider schema, which the commit adds to the table.
     """
 
-    def __init__(self, feed: Feed, writes: dict[Output, WriteSpec]) -> None:
+    def __init__(self, feed: Feed, writes: dict[Output, WriteSpec], *, write: bool = True
+                 ) -> None:
+        self.write = write  # False: rows are checked and counted, never written
         self.specs = dict(writes)
         self.evolving = {
             output for output in writes
@@ -222,7 +238,8 @@ class _Sink:
                 wider = wider.append(pa.field(name, pa.string()))
                 self.new_columns[output].append(name)
             self.specs[output] = spec = replace(spec, schema=wider)
-            self.writers[output].append(TableWriter(spec))
+            if self.write:
+                self.writers[output].append(TableWriter(spec))
         self.buffers[output].append(align_batch(rows, spec.schema, table=spec.table))
         self.buffered[output] += rows.num_rows
         if self.buffered[output] >= FLUSH_ROWS:
@@ -236,6 +253,8 @@ class _Sink:
         self.buffered[output] = 0
         if output[0] == "bronze":
             rows = self._checked(output[1], rows)
+        if not self.write:
+            return
         if not self.writers[output]:
             self.writers[output].append(TableWriter(self.specs[output]))
         self.writers[output][-1].write(rows)
