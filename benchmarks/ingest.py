@@ -1,4 +1,4 @@
-"""Ingest benchmark (issue 4): landing zone to bronze on 2 cores, against a raw floor and a peer.
+"""Ingest benchmark: landing zone to bronze on 2 cores, against a floor and a peer.
 
     python -m benchmarks.ingest [--scale 0.1] [--encryption aes|zipcrypto] [--latency]
                                 [--repeat 3] [--json FILE] [--workdir DIR]
@@ -6,7 +6,8 @@
 Per encryption (both, AES first, unless `--encryption` names one) it lands a seed-shaped slice
 of a peak hour (3,500 zips, 700,000 data files) times `--scale`, then times:
 
-- the raw floor: `read_archive` over every archive, two processes;
+- the floor: the pipeline's executor code (`storage.batch.read_without_writing`) over the
+  same batches and tasks, two processes, no Spark and no writes (`benchmarks/floor.py`);
 - ours: feed sensors on a Dagster instance, every requested run in process, Spark `local[2]`,
   from the first tick to the last manifest commit. Each attempt follows an untimed warm-up
   pass over a few archives, so the figure is steady state: JVM, Python workers and imports

@@ -14,10 +14,12 @@ from benchmarks.peer import PeerResult
 from benchmarks.pipeline import PipelineResult
 from benchmarks.seed_slice import PEAK_FILES, PEAK_ZIPS, Slice
 
-PEAK_HOUR_TARGET_S = 240.0
-FLOOR_TARGET = 0.6
-PEER_TARGET = 3.0
+PEAK_HOUR_TARGET_S = 240.0  # ZipCrypto; AES is held to its floor instead (below)
+FLOOR_TARGET = 0.8
+PEER_TARGET = 2.0
+AES_FLOOR_FACTOR = 1.25  # AES peak hour <= 1.25 x the floor's: the floor is key derivation
 P95_TARGET_S = 45.0
+CORES = 2  # every phase runs on two cores (local[2], two processes)
 
 
 def _rate(count: float, seconds: float) -> float:
@@ -30,6 +32,11 @@ def _phase(seconds: float, data: Slice, rows: int, driver: float, workers: float
         "zips_per_s": _rate(data.archives, seconds),
         "data_files_per_s": _rate(data.data_files, seconds),
         "rows_per_s": _rate(rows, seconds),
+        "data_files_per_s_per_core": _rate(data.data_files, seconds * CORES),
+        "rows_per_s_per_core": _rate(rows, seconds * CORES),
+        "cores_for_peak_hour": round(max(PEAK_FILES / max(data.data_files / seconds, 1e-9),
+                                         PEAK_ZIPS / max(data.archives / seconds, 1e-9))
+                                     * CORES / 3600, 2) if seconds > 0 else 0.0,
         "driver_peak_rss_mb": round(driver),
         "workers_peak_rss_mb": round(workers),
     }
@@ -49,10 +56,15 @@ def run_metrics(
     peak_hour = max(PEAK_FILES / max(mine["data_files_per_s"], 1e-9),
                     PEAK_ZIPS / max(mine["zips_per_s"], 1e-9))
     runs = ours.run_seconds
+    floor_hour = max(PEAK_FILES / max(data.data_files / floor.seconds, 1e-9),
+                     PEAK_ZIPS / max(data.archives / floor.seconds, 1e-9)) \
+        if floor.seconds else 0.0
     return {
         **{k: v for k, v in mine.items() if k != "seconds"},
         "seconds": mine["seconds"],
+        "encryption": data.encryption,
         "seconds_per_peak_hour": round(peak_hour, 1),
+        "peak_hour_to_floor": round(peak_hour / floor_hour, 3) if floor_hour else 0.0,
         "ratio_to_floor": round(floor.seconds / ours.seconds, 3) if ours.seconds else 0.0,
         "ratio_to_peer": round(peer.seconds / ours.seconds, 2) if ours.seconds else 0.0,
         "jvm_peak_rss_mb": round(ours.memory.jvm_mb),
@@ -104,8 +116,12 @@ def latency_metrics(result: LatencyResult) -> dict[str, Any]:
 
 def targets(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each target with its measured value and whether it is met."""
+    aes = metrics.get("encryption") == "aes"
     checks = {
-        "seconds_per_peak_hour": (metrics.get("seconds_per_peak_hour"), "<=", PEAK_HOUR_TARGET_S),
+        "seconds_per_peak_hour": (None if aes else metrics.get("seconds_per_peak_hour"), "<=",
+                                  PEAK_HOUR_TARGET_S),
+        "peak_hour_to_floor": (metrics.get("peak_hour_to_floor") if aes else None, "<=",
+                               AES_FLOOR_FACTOR),
         "ratio_to_floor": (metrics.get("ratio_to_floor"), ">=", FLOOR_TARGET),
         "ratio_to_peer": (metrics.get("ratio_to_peer"), ">=", PEER_TARGET),
         "p95_latency_s": (metrics.get("p95_latency_s"), "<=", P95_TARGET_S),
@@ -146,10 +162,11 @@ def _mix_table(encryption: str, data: dict[str, Any]) -> Table:
 
 def _phase_table(encryption: str, run: dict[str, Any]) -> Table:
     table = Table("phase", "seconds", "runs s", "zips/s", "data files/s", "rows/s",
+                  "files/s/core", "rows/s/core", "cores for peak hour",
                   "s / peak hour", "driver peak MB", "workers peak MB", "others' CPU",
                   title=f"throughput ({encryption}): the median of the runs counted; others' CPU "
                         "= share of the machine used by other tenants meanwhile")
-    phases = {"floor": ("raw floor (2 procs)", run["floor"]),
+    phases = {"floor": ("floor (2 procs, no writes)", run["floor"]),
               "ours": ("ours (sensors + runs)", run),
               "peer": ("peer (unzip + spark.read)", run["peer"])}
     for key, (name, phase) in phases.items():
@@ -159,6 +176,9 @@ def _phase_table(encryption: str, run: dict[str, Any]) -> Table:
         table.add_row(name, f"{phase['seconds']:,.1f}", " ".join(f"{x:.1f}" for x in counted),
                       f"{phase['zips_per_s']:,.1f}",
                       f"{phase['data_files_per_s']:,.0f}", f"{phase['rows_per_s']:,.0f}",
+                      f"{phase['data_files_per_s_per_core']:,.0f}",
+                      f"{phase['rows_per_s_per_core']:,.0f}",
+                      f"{phase['cores_for_peak_hour']:,.1f}",
                       f"{hour:,.0f}", f"{phase['driver_peak_rss_mb']:,}",
                       f"{phase['workers_peak_rss_mb']:,}",
                       f"{phase.get('other_tenants_cpu_share', 0.0):.0%}")
