@@ -29,9 +29,9 @@ from rich.console import Console
 from lake_assets.errors import SparkConfigError
 from lake_assets.storage.spark import wait_for_port
 
-STOP_GRACE_S = 20.0
+STOP_GRACE_S = 30.0
 PROGRESS_EVERY_S = 30.0
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # links stay on one line
 
 
 @dataclass
@@ -192,7 +192,11 @@ def _watch(stack: Stack, stopping: list[int], roots: list[Path]) -> None:
         if time.monotonic() - last >= PROGRESS_EVERY_S:
             last = time.monotonic()
             console.print(f"{time.strftime('%H:%M:%S')}  {_progress(roots)}  "
-                          f"(up {(last - began) / 60:.0f} min)", style="dim")
+                          f"(up {_minutes(last - began)})", style="dim")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
 def _progress(roots: list[Path]) -> str:
