@@ -104,11 +104,10 @@ def table_size(lake: Lake, table: Sequence[str], *, where: PredicateSpec,
     None), and its schema version, recorded if new; None for a table not written yet."""
     if not lake.exists(table):
         return None
-    table_rows = lake.count_rows(table)
-    return TableSize(partition_rows=lake.count_rows(table, where) if where else table_rows,
-                     table_rows=table_rows,
-                     schema_version=lake.record_schema(table, code_version=code_version)
-                     .schema_version)
+    counted = lake.count_rows(table, where)
+    recorded = lake.record_schema(table, code_version=code_version, counted=counted)
+    return TableSize(partition_rows=counted.matching, table_rows=counted.total,
+                     schema_version=recorded.schema_version)
 
 
 # At most this many rows in an asset's table of archives that were not loaded.

@@ -67,27 +67,33 @@ class Lake:
         ref = self.ref(SCHEMA_HISTORY_TABLE)
         return SchemaHistory(ref.uri, ref.options or None)
 
-    def record_schema(self, table: TableName, *, code_version: str | None) -> SchemaVersion:
-        """Record `table`'s current schema in the history; returns its schema version."""
+    def record_schema(self, table: TableName, *, code_version: str | None,
+                      counted: delta.RowCounts | None = None) -> SchemaVersion:
+        """Record `table`'s current schema in the history; returns its schema version.
+        `counted` (from `count_rows`) spares opening the table again."""
         ref = self.ref(table)
-        current = delta.open_table(ref.uri, options=ref.options, table=ref.name)
+        if counted is None:
+            opened = delta.open_table(ref.uri, options=ref.options, table=ref.name)
+            latest, current = opened.version(), opened.schema().to_json()
+        else:
+            latest, current = counted.version, counted.schema_json
 
         def schema_at(version: int) -> str:
-            if version == current.version():
-                return current.schema().to_json()
+            if version == latest:
+                return current
             return delta.open_table(ref.uri, options=ref.options, table=ref.name,
                                     version=version).schema().to_json()
 
-        return self.schema_history().record(ref.name, latest=current.version(),
-                                            schema_at=schema_at, code_version=code_version)
+        return self.schema_history().record(ref.name, latest=latest, schema_at=schema_at,
+                                            code_version=code_version)
 
     def stats(self, table: TableName, *, partition_column: str | None = None) -> delta.TableStats:
         """Files, bytes, rows and versions of `table`'s latest version (per partition value of
         `partition_column` when given)."""
         return delta.table_stats(self.ref(table), partition_column=partition_column)
 
-    def count_rows(self, table: TableName, where: delta.PredicateSpec = None) -> int | None:
-        """Rows of `table` matching `where`, from file statistics where they tell."""
+    def count_rows(self, table: TableName, where: delta.PredicateSpec = None) -> delta.RowCounts:
+        """Rows of `table`, all and those matching `where`, from one snapshot's statistics."""
         return delta.count_rows(self.ref(table), where)
 
     @overload

@@ -39,6 +39,11 @@ SCHEMA = pa.schema([
 ])
 
 
+# The latest version seen per (history, table) in this process: a run that writes a table
+# many times reads its history once. A stale entry only costs a read (fingerprints differ).
+_LATEST: dict[tuple[str, str], SchemaVersion] = {}
+
+
 @dataclass(frozen=True)
 class SchemaVersion:
     """One schema a table has had, and from which Delta version."""
@@ -95,10 +100,14 @@ class SchemaHistory:
         schema is unchanged, else a new one, appended. `schema_at(v)` is the schema JSON at
         version v; a new schema takes effect at the first version after the last recorded one
         that has it (a schema-evolving write commits its schema change first)."""
-        known = self.versions(table)
         schema_json = schema_at(latest)
         found = fingerprint(schema_json)
+        seen = _LATEST.get((self.uri, table))
+        if seen is not None and seen.fingerprint == found:
+            return seen  # unchanged since this process last looked: no read of the history
+        known = self.versions(table)
         if known and known[-1].fingerprint == found:
+            _LATEST[(self.uri, table)] = known[-1]
             return known[-1]
         first = latest
         floor = known[-1].delta_version if known else -1
@@ -111,6 +120,7 @@ class SchemaHistory:
             schema_json=schema_json)
         write_deltalake(self.uri, pa.Table.from_pylist([version.__dict__], schema=SCHEMA),
                         mode="append", storage_options=self.storage_options)
+        _LATEST[(self.uri, table)] = version
         return version
 
     def delta_version_of(self, table: str, schema_version: int, latest: int) -> int:

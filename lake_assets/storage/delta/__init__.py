@@ -24,6 +24,7 @@ from lake_assets.storage.delta._locations import (
 )
 from lake_assets.storage.delta._maintenance import (
     RETENTION_FLOOR_HOURS,
+    RowCounts,
     TableStats,
     checkpoint,
     count_rows,
@@ -56,6 +57,7 @@ __all__ = [
     "DataFile",
     "MergeResult",
     "PredicateSpec",
+    "RowCounts",
     "Scd2",
     "TableRef",
     "TableStats",

@@ -73,25 +73,37 @@ def table_stats(ref: TableRef, *, partition_column: str | None = None) -> TableS
                       files_by_partition=dict(counts), rows=rows, rows_by_partition=rows_by)
 
 
-def count_rows(ref: TableRef, where: PredicateSpec = None) -> int | None:
-    """Rows of `ref`'s latest version that match `where`: from file statistics, and by reading
-    the one column `where` names from the files whose statistics cannot tell. None when a file
-    has no row count at all."""
+@dataclass(frozen=True)
+class RowCounts:
+    """A table's rows at `version`, and those matching a predicate (None where file statistics
+    lack row counts), with the version's schema as Delta JSON."""
+
+    version: int
+    total: int | None
+    matching: int | None
+    schema_json: str
+
+
+def count_rows(ref: TableRef, where: PredicateSpec = None) -> RowCounts:
+    """Rows of `ref`'s latest version, all and those matching `where`, from one snapshot: file
+    statistics, and reading the one column `where` names from files whose statistics cannot
+    tell (some of their rows match, some do not)."""
     delta = open_table(ref.uri, options=ref.options, table=ref.name)
     terms = parse_predicate(where)
     total: int | None = 0
+    matching: int | None = 0
     unsure = False
     for entry in list_files(delta):
+        total = _plus(total, entry.num_records)
         if all_match(entry, terms):
-            total = _plus(total, entry.num_records)
+            matching = _plus(matching, entry.num_records)
         elif may_match(entry, terms):
             unsure = True
-    if not unsure:
-        return total
-    # Some files hold rows on both sides: count the matching rows of the whole slice instead.
-    filters = [(t.column, t.op, list(t.value) if isinstance(t.value, tuple) else t.value)
-               for t in terms]
-    return delta.to_pyarrow_table(columns=[terms[0].column], filters=filters).num_rows
+    if unsure:
+        filters = [(t.column, t.op, list(t.value) if isinstance(t.value, tuple) else t.value)
+                   for t in terms]
+        matching = delta.to_pyarrow_table(columns=[terms[0].column], filters=filters).num_rows
+    return RowCounts(delta.version(), total, matching, delta.schema().to_json())
 
 
 def _plus(total: int | None, more: int | None) -> int | None:
