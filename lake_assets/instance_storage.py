@@ -1,4 +1,9 @@
-"""Dagster's SQLite instance storage with pooled connections, for `storage: custom` in dagster.yaml.
+"""The instance storage dagster.yaml names: PostgreSQL through `dagster-postgres` when
+`DAGSTER_PG_URL` is set, else Dagster's SQLite files under `DAGSTER_HOME` with pooled connections.
+
+`LakeStorage` only chooses, when an instance loads; so one dagster.yaml serves a laptop and the
+production stack (`lakehouse stack up`). The Postgres URL is read from the variable each time,
+never written into the settings Dagster serialises for run workers.
 
 Dagster's SQLite storages build a new SQLAlchemy engine for every connection they open. So each of
 the ~370 events a bronze run of four feeds writes compiles its statements again and opens and
@@ -11,6 +16,7 @@ classes below extend its SQLite storages; pyproject.toml pins Dagster's minor ve
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,7 +34,10 @@ from dagster._core.storage.sqlite_storage import (
     _runs_directory,
     _schedule_directory,
 )
+import dagster as dg
+import yaml
 from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
 
 # Run-sharded event logs: one engine per run database. A webserver reads many runs, so only the
 # most recent keep theirs open (3 file handles each).
@@ -137,3 +146,51 @@ class LakeSqliteStorage(DagsterSqliteStorage):
         cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
     ) -> LakeSqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+POSTGRES_URL_VARIABLE = "DAGSTER_PG_URL"
+
+
+class LakeStorage(DagsterPostgresStorage):
+    """Chooses the instance storage when the instance loads; never itself instantiated.
+
+    Dagster requires the class named in dagster.yaml to be a `DagsterStorage`; it gets its
+    storage from `from_config_value`, which returns `DagsterPostgresStorage` (when the variable
+    named by `postgres_url_variable` is set) or `LakeSqliteStorage` under `base_dir`.
+    """
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {
+            "base_dir": dg.StringSource,
+            "postgres_url_variable": dg.Field(str, default_value=POSTGRES_URL_VARIABLE),
+            # Each process keeps up to 1 + max_overflow connections per storage (runs, events,
+            # schedules) instead of connecting for every query; see benchmarks.instance_storage.
+            "postgres_pool": dg.Field(
+                {"max_overflow": dg.Field(int, default_value=4),
+                 "pool_recycle_seconds": dg.Field(int, default_value=3600)},
+                is_required=False,
+            ),
+        }
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> DagsterStorage:
+        variable = config_value["postgres_url_variable"]
+        if not os.environ.get(variable):
+            return LakeSqliteStorage(config_value["base_dir"], inst_data)
+        # Dagster's own settings for its Postgres storage, with the URL still an env reference.
+        postgres = ConfigurableClassData(
+            "dagster_postgres", "DagsterPostgresStorage",
+            yaml.safe_dump({"postgres_url": {"env": variable}}),
+        ).rehydrate(DagsterStorage)
+        pool = config_value.get("postgres_pool")
+        if pool is not None:
+            # What dagster-webserver does with its --db-pool-* options, for every process.
+            for part in (postgres.run_storage, postgres.event_log_storage,
+                         postgres.schedule_storage):
+                part.optimize_for_webserver(statement_timeout=0,
+                                            pool_recycle=pool["pool_recycle_seconds"],
+                                            max_overflow=pool["max_overflow"])
+        return postgres
