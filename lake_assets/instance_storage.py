@@ -22,7 +22,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import dagster as dg
 import sqlalchemy as sa
+import yaml
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
@@ -34,10 +36,10 @@ from dagster._core.storage.sqlite_storage import (
     _runs_directory,
     _schedule_directory,
 )
-import dagster as dg
-import yaml
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+
+from lake_assets.errors import InstanceStorageError
 
 # Run-sharded event logs: one engine per run database. A webserver reads many runs, so only the
 # most recent keep theirs open (3 file handles each).
@@ -149,6 +151,7 @@ class LakeSqliteStorage(DagsterSqliteStorage):
 
 
 POSTGRES_URL_VARIABLE = "DAGSTER_PG_URL"
+_PSYCOPG2_SCHEMES = ("postgresql+psycopg2://", "postgres+psycopg2://")
 
 
 class LakeStorage(DagsterPostgresStorage):
@@ -178,8 +181,14 @@ class LakeStorage(DagsterPostgresStorage):
         cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
     ) -> DagsterStorage:
         variable = config_value["postgres_url_variable"]
-        if not os.environ.get(variable):
+        url = os.environ.get(variable)
+        if not url:
             return LakeSqliteStorage(config_value["base_dir"], inst_data)
+        if not url.startswith(_PSYCOPG2_SCHEMES):
+            # SQLAlchemy 2.1 gives a bare postgresql:// URL to psycopg 3, whose `with conn`
+            # closes the connection that dagster-postgres' pooled engines set a timeout on.
+            raise InstanceStorageError(
+                f"{variable} must name the psycopg2 driver: postgresql+psycopg2://user@host/db")
         # Dagster's own settings for its Postgres storage, with the URL still an env reference.
         postgres = ConfigurableClassData(
             "dagster_postgres", "DagsterPostgresStorage",
