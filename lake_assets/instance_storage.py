@@ -11,7 +11,10 @@ closes its database files; closing the last connection also checkpoints the WAL.
 per event, about 5 s of a 25 s slice in `benchmarks.ingest`. Keeping one engine, and its pooled
 connection, per database file brings it to 4 ms. Files, tables and migrations are Dagster's own, so
 a home written by either storage opens with the other. Dagster has no public hook for this, so the
-classes below extend its SQLite storages; pyproject.toml pins Dagster's minor version for them.
+classes below extend its SQLite storages through private modules; pyproject.toml pins Dagster's
+exact release for them, and tests/storage runs two writer processes and a reader on them.
+`python -m benchmarks.instance_storage` (2 shared cores): Dagster's SQLite 31 events/s, these
+classes 91, dagster-postgres 37, pooled as dagster.yaml sets it 105.
 """
 
 from __future__ import annotations

@@ -62,17 +62,18 @@ def alive(started: Started) -> bool:
         return False
 
 
-def stop(started: Started, *, timeout: float = 20) -> None:
-    """Stop the process group of `started` (TERM, then KILL), if it is still ours."""
-    if not alive(started):
-        return
-    _signal_group(started.pid, signal.SIGTERM)
+def stop(*processes: Started, timeout: float = 20) -> None:
+    """Stop the process groups of `processes` (TERM to all, then KILL to those left after
+    `timeout`), each only while its pid is still the process we started."""
+    groups = [p.pid for p in processes if alive(p)]
+    for group in groups:
+        _signal_group(group, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _group_alive(started.pid):
-            return
+    while groups and time.monotonic() < deadline:
+        groups = [g for g in groups if _group_alive(g)]
         time.sleep(0.2)
-    _signal_group(started.pid, signal.SIGKILL)
+    for group in groups:
+        _signal_group(group, signal.SIGKILL)
 
 
 def _signal_group(group: int, signum: int) -> None:

@@ -99,7 +99,7 @@ def shared_environment(*, s3_url: str, postgres_url: str, home: Path,
 
 
 def down(directory: Path, *, keep_data: bool = True) -> list[Started]:
-    """Stop every process recorded in `directory`, last started first; returns them.
+    """Stop every process recorded in `directory`; returns them.
 
     Only the recorded process groups are signalled, and only while their pid still belongs to
     the process we started. PostgreSQL's data is kept unless `keep_data` is false.
@@ -107,8 +107,7 @@ def down(directory: Path, *, keep_data: bool = True) -> list[Started]:
     state = StackState.load(directory)
     if state is None:
         return []
-    for process in reversed(state.processes):
-        stop(process)
+    stop(*reversed(state.processes))
     if not keep_data:
         remove_postgres_data(state.directory)
     state.file.unlink()
