@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -126,20 +127,30 @@ def landed(stack: StackState, tmp_path_factory: pytest.TempPathFactory) -> Itera
             out=env["LANDING_ROOT"], truth=str(truth), facilities=2, hours=1, rate=12,
             faults=0.1, seed=11, size_scale=0.02, start=START,
         ))
+        began = time.monotonic()
+
+        def phase(name: str) -> None:  # where the minutes go, in the output of `pytest -s`
+            print(f"stack e2e: {name} at {time.monotonic() - began:.0f} s", file=sys.stderr)
+
         with dg.DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             defs = build_definitions(catalog)
             automation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
             for asset, request in tick_feed_sensors(defs, instance):
+                phase(f"bronze {asset.op.name}")
                 run(defs, instance, [asset], request.partition_key, request.run_config,
                     request.tags)
+            phase("automation")
             automation = dg.evaluate_automation_conditions(
                 defs=defs, instance=instance, cursor=automation.cursor)
+            phase("silver and gold")
             materialize_requested(defs, instance, automation)
+            phase("alerts")
             alerts = next(s for s in defs.sensors if s.name == "lake_alerts")
             with dg.build_sensor_context(instance=instance, resources=defs.resources,
                                          definitions=defs) as context:
                 alerts(context)
+            phase("done")
         yield Landed(catalog, truth, env, smtp)
 
 
