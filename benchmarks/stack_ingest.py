@@ -56,12 +56,12 @@ def _measure(master: str, *, catalog: Any, landing: Path, warmup: Path, base: Pa
 def main(
     scale: Annotated[float, typer.Option(help="share of a peak hour")] = 0.1,
     repeat: Annotated[int, typer.Option(help="rounds; the median is kept")] = 1,
-    json_out: Annotated[Path, typer.Option("--json")] = Path(tempfile.gettempdir())
-    / "stack-ingest-benchmark.json",
+    json_out: Annotated[Path | None, typer.Option("--json")] = None,
     workdir: Annotated[Path | None, typer.Option(help="reuse a landed slice")] = None,
 ) -> None:
     """Print local mode against the 2 x 1-core cluster, and write JSON."""
     root = workdir or Path(tempfile.mkdtemp(prefix="stack-ingest-"))
+    json_out = json_out or Path(tempfile.gettempdir()) / "stack-ingest-benchmark.json"
     os.environ.setdefault("LAKE_SECRETS_FILE", str(Path(__file__).parents[1] / "dev.secrets"))
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     os.environ["PYSPARK_PYTHON"] = sys.executable

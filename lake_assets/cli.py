@@ -209,13 +209,16 @@ def spark_server(
                                                  "then exit")] = False,
     restart: Annotated[bool, typer.Option(help="start the server again when it dies (runs "
                                                "then reconnect)")] = True,
+    shuffle_partitions: Annotated[int | None, typer.Option(
+        help="default 4 per local core; about 4 per core of a cluster")] = None,
 ) -> None:
     """Run the Spark Connect server that runs share (set SPARK_REMOTE=sc://127.0.0.1:PORT)."""
     if wait_only:
         wait_for_port(port, timeout=300)
         console.print(f"Spark Connect is up on sc://127.0.0.1:{port}")
         return
-    command = connect_server_command(port=port, master=master)
+    command = connect_server_command(port=port, master=master,
+                                     shuffle_partitions=shuffle_partitions)
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     console.print(f"starting Spark Connect on sc://127.0.0.1:{port}", style="dim")

@@ -172,11 +172,14 @@ def _wait_for_workers(web_url: str, count: int, started: list[Started]) -> None:
     raise TimeoutError(f"{count} Spark workers did not register with {web_url} in 120 s")
 
 
-def start_spark_connect(directory: Path, env: Mapping[str, str], master: str) -> Started:
-    """`lakehouse spark-server` on a free loopback port, running on `master`."""
+def start_spark_connect(directory: Path, env: Mapping[str, str], master: str, *,
+                        cores: int) -> Started:
+    """`lakehouse spark-server` on a free loopback port, running on `master` whose workers
+    have `cores` cores in all (4 shuffle partitions each)."""
     port = free_port()
     server = start("spark-connect", [_script("lakehouse"), "spark-server", "--port", str(port),
-                                     "--master", master],
+                                     "--master", master,
+                                     "--shuffle-partitions", str(4 * cores)],
                    env=env, log=directory / "spark-connect.log", port=port,
                    url=f"sc://{LOOPBACK}:{port}")
     wait_for_port(port, server, timeout=180)

@@ -60,7 +60,7 @@ def _start_all(state: StackState, project: Path, *, workers: int, dagster: bool)
     cluster = start_spark_cluster(logs, env, workers=workers)
     for process in cluster:
         _record(state, process)
-    connect = start_spark_connect(logs, env, cluster[0].url or "")
+    connect = start_spark_connect(logs, env, cluster[0].url or "", cores=workers)
     _record(state, connect)
     state.env["SPARK_REMOTE"] = connect.url or ""
     state.save()

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -28,20 +27,15 @@ from deltalake import DeltaTable
 
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.loader import load_catalog
-from lake_assets.definitions import build_definitions
-from lake_assets.simulate import SimulationOptions, read_truth, simulate
+from lake_assets.simulate import read_truth
 from lake_assets.stack import StackState, alive, postgres_binaries
 from lake_assets.stack.services import create_database
 from lake_assets.storage.delta import storage_options
 from tests.alert_servers import RecordingSmtp, serve_smtp
-from tests.conftest import METADATA, PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT
 from tests.e2e.test_bronze_e2e import expected_counts
 from tests.e2e.test_silver_gold_e2e import (
-    START,
     _leak,
-    materialize_requested,
-    run,
-    tick_feed_sensors,
 )
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -103,55 +97,30 @@ class Landed:
 
 @pytest.fixture(scope="module")
 def landed(stack: StackState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landed]:
-    """Simulate into s3://landing/e2e and run sensors, bronze, silver, gold and the alert
-    sensor on the stack's Spark cluster, S3 and PostgreSQL (a database of its own)."""
+    """tests/e2e/stack_pipeline.py in a process of its own, on the stack's Spark cluster, S3
+    (prefix e2e/ of each bucket) and PostgreSQL (database e2e), alerting a local SMTP server."""
     root = tmp_path_factory.mktemp("stack-e2e")
     port = next(p.port for p in stack.processes if p.name == "postgres")
     create_database(port or 0, PREFIX)
-    env = {**stack.env,
-           "DAGSTER_HOME": str(root),
-           "DAGSTER_PG_URL": stack.env["DAGSTER_PG_URL"].rsplit("/", 1)[0] + f"/{PREFIX}",
-           "LANDING_ROOT": f"s3://landing/{PREFIX}",
-           "LAKE_ROOT": f"s3://lake/{PREFIX}",
-           "LAKE_BRONZE_ROOT": f"s3://bronze/{PREFIX}",
-           "LAKE_SMTP_HOST": "127.0.0.1"}
     (root / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    with serve_smtp() as smtp, pytest.MonkeyPatch.context() as patch:
-        env["LAKE_SMTP_PORT"] = str(smtp.port)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.delenv("SPARK_MASTER", raising=False)
-        catalog = load_catalog(METADATA)
-        truth = root / "truth.jsonl"
-        simulate(catalog, SimulationOptions(
-            out=env["LANDING_ROOT"], truth=str(truth), facilities=2, hours=1, rate=12,
-            faults=0.1, seed=11, size_scale=0.02, start=START,
-        ))
-        began = time.monotonic()
-
-        def phase(name: str) -> None:  # where the minutes go, in the output of `pytest -s`
-            print(f"stack e2e: {name} at {time.monotonic() - began:.0f} s", file=sys.stderr)
-
-        with dg.DagsterInstance.get() as instance:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-            defs = build_definitions(catalog)
-            automation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-            for asset, request in tick_feed_sensors(defs, instance):
-                phase(f"bronze {asset.op.name}")
-                run(defs, instance, [asset], request.partition_key, request.run_config,
-                    request.tags)
-            phase("automation")
-            automation = dg.evaluate_automation_conditions(
-                defs=defs, instance=instance, cursor=automation.cursor)
-            phase("silver and gold")
-            materialize_requested(defs, instance, automation)
-            phase("alerts")
-            alerts = next(s for s in defs.sensors if s.name == "lake_alerts")
-            with dg.build_sensor_context(instance=instance, resources=defs.resources,
-                                         definitions=defs) as context:
-                alerts(context)
-            phase("done")
-        yield Landed(catalog, truth, env, smtp)
+    with serve_smtp() as smtp:
+        env = {**os.environ, **stack.env,
+               "DAGSTER_HOME": str(root),
+               "DAGSTER_PG_URL": stack.env["DAGSTER_PG_URL"].rsplit("/", 1)[0] + f"/{PREFIX}",
+               "LANDING_ROOT": f"s3://landing/{PREFIX}",
+               "LAKE_ROOT": f"s3://lake/{PREFIX}",
+               "LAKE_BRONZE_ROOT": f"s3://bronze/{PREFIX}",
+               "LAKE_METADATA": str(root / "metadata"),
+               "LAKE_SMTP_HOST": "127.0.0.1", "LAKE_SMTP_PORT": str(smtp.port)}
+        env.pop("SPARK_MASTER", None)
+        done = subprocess.run([sys.executable, "-m", "tests.e2e.stack_pipeline", str(root)],
+                              cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                              timeout=900)
+        phases = [line for line in done.stderr.splitlines() if "stack pipeline:" in line]
+        print("\n".join(phases), file=sys.stderr)
+        assert done.returncode == 0, done.stderr[-4000:]
+        catalog = load_catalog(root / "metadata")
+        yield Landed(catalog, root / "truth.jsonl", env, smtp)
 
 
 def _table(env: dict[str, str], root: str, *path: str) -> list[dict]:
@@ -199,8 +168,9 @@ def test_no_raw_phi_value_in_silver_or_gold_on_s3(landed: Landed) -> None:
 
 
 def test_an_alert_reaches_the_smtp_server(landed: Landed) -> None:
-    assert landed.smtp.messages, "no alert was sent"
-    assert "http://" in landed.smtp.raw()
+    to_owners = landed.smtp.to("bed-management@example.org")
+    assert to_owners, f"no alert to bed_census's owners among {len(landed.smtp.messages)}"
+    assert "bed_type" in landed.smtp.raw()
 
 
 def test_stack_down_stops_exactly_what_it_started(stack: StackState) -> None:
