@@ -7,40 +7,24 @@ prefixes and database).
 Runs in its own process because a Spark Connect client marks the whole process as one, and the
 test process holds classic local sessions. Simulates into $LANDING_ROOT (truth in
 `<workdir>/truth.jsonl`), ticks the feed sensors and runs what they request, then silver and
-gold as one automation tick requests them, then the `lake_alerts` sensor once. Metadata is a
-copy in which bed_census allows one bed type (error severity, rows kept), so a check fails on
-real data and its owners must hear of it. Phases and their times go to stderr.
+gold as one automation tick requests them, then the `lake_alerts` sensor once (the simulated
+faults fail a silver reference check, so owners hear of it). Phases and times go to stderr.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.definitions import build_definitions
 from lake_assets.simulate import SimulationOptions, simulate
 from tests.conftest import METADATA
 from tests.e2e.test_silver_gold_e2e import START, materialize_requested, run, tick_feed_sensors
-
-
-def strict_bed_types(metadata: Path) -> Path:
-    """A copy of the metadata whose bed_census allows only MEDSURG beds, failing at error
-    severity while keeping the rows."""
-    shutil.copytree(METADATA, metadata)
-    path = metadata / "feeds" / "bed_census.yaml"
-    feed = yaml.safe_load(path.read_text())
-    column = next(c for c in feed["tables"][0]["columns"] if c["name"] == "bed_type")
-    column["checks"] = {"allowed": ["MEDSURG"], "severity": "error", "action": "keep",
-                        "blocking": False}
-    path.write_text(yaml.safe_dump(feed, sort_keys=False))
-    return metadata
 
 
 def main(workdir: str) -> None:
@@ -51,7 +35,7 @@ def main(workdir: str) -> None:
         print(f"stack pipeline: {name} at {time.monotonic() - began:.0f} s", file=sys.stderr,
               flush=True)
 
-    catalog = load_catalog(strict_bed_types(root / "metadata"))
+    catalog = load_catalog(METADATA)
     simulate(catalog, SimulationOptions(
         out=os.environ["LANDING_ROOT"], truth=str(root / "truth.jsonl"), facilities=2, hours=1,
         rate=12, faults=0.1, seed=11, size_scale=0.02, start=START,

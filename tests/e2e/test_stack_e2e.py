@@ -32,7 +32,7 @@ from lake_assets.stack import StackState, alive, postgres_binaries
 from lake_assets.stack.services import create_database
 from lake_assets.storage.delta import storage_options
 from tests.alert_servers import RecordingSmtp, serve_smtp
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import METADATA, PROJECT_ROOT
 from tests.e2e.test_bronze_e2e import expected_counts
 from tests.e2e.test_silver_gold_e2e import (
     _leak,
@@ -110,7 +110,6 @@ def landed(stack: StackState, tmp_path_factory: pytest.TempPathFactory) -> Itera
                "LANDING_ROOT": f"s3://landing/{PREFIX}",
                "LAKE_ROOT": f"s3://lake/{PREFIX}",
                "LAKE_BRONZE_ROOT": f"s3://bronze/{PREFIX}",
-               "LAKE_METADATA": str(root / "metadata"),
                "LAKE_SMTP_HOST": "127.0.0.1", "LAKE_SMTP_PORT": str(smtp.port)}
         env.pop("SPARK_MASTER", None)
         done = subprocess.run([sys.executable, "-m", "tests.e2e.stack_pipeline", str(root)],
@@ -119,7 +118,7 @@ def landed(stack: StackState, tmp_path_factory: pytest.TempPathFactory) -> Itera
         phases = [line for line in done.stderr.splitlines() if "stack pipeline:" in line]
         print("\n".join(phases), file=sys.stderr)
         assert done.returncode == 0, done.stderr[-4000:]
-        catalog = load_catalog(root / "metadata")
+        catalog = load_catalog(METADATA)
         yield Landed(catalog, root / "truth.jsonl", env, smtp)
 
 
@@ -168,9 +167,16 @@ def test_no_raw_phi_value_in_silver_or_gold_on_s3(landed: Landed) -> None:
 
 
 def test_an_alert_reaches_the_smtp_server(landed: Landed) -> None:
-    to_owners = landed.smtp.to("bed-management@example.org")
-    assert to_owners, f"no alert to bed_census's owners among {len(landed.smtp.messages)}"
-    assert "bed_type" in landed.smtp.raw()
+    """The simulated faults leave encounters of unknown patients: silver's reference check
+    fails and the owners of silver/encounters are mailed, with a link to the asset."""
+    owners = landed.catalog.owners.teams
+    encounters = next(f for f in landed.catalog.feeds
+                      if any(t.name == "encounters" for t in f.tables))
+    addresses = {a for team in encounters.owners for a in owners[team.removeprefix("team:")].email}
+    mailed = [m for m in landed.smtp.messages if set(m["To"].split(", ")) & addresses]
+    assert any("check mrn_in_patients failing on silver/encounters" in m["Subject"]
+               for m in mailed), [m["Subject"] for m in landed.smtp.messages]
+    assert "/assets/silver/encounters" in landed.smtp.raw()
 
 
 def test_stack_down_stops_exactly_what_it_started(stack: StackState) -> None:
