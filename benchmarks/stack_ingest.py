@@ -75,7 +75,7 @@ def main(
             for mode, master in (("local[2]", "local[2]"), ("cluster 2x1", cluster[0].url)):
                 results[mode].append(_measure(master or "", catalog=catalog,
                                               landing=data.landing, warmup=warmup,
-                                              base=root / mode.split()[0]))
+                                              base=root / mode.split("[")[0].split()[0]))
     finally:
         stop(*cluster)
     kept = {mode: sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
