@@ -25,6 +25,7 @@ from lake_assets.ingestion_command import register as register_ingestion
 from lake_assets.plan_command import register as register_plan
 from lake_assets.run_command import register as register_run
 from lake_assets.simulate.command import register as register_simulate
+from lake_assets.stack.command import register as register_stack
 from lake_assets.storage.spark import (
     DEFAULT_CONNECT_PORT,
     REMOTE_VARIABLE,
@@ -243,13 +244,16 @@ def spark_server(
                                                  "then exit")] = False,
     restart: Annotated[bool, typer.Option(help="start the server again when it dies (runs "
                                                "then reconnect)")] = True,
+    shuffle_partitions: Annotated[int | None, typer.Option(
+        help="default 4 per local core; about 4 per core of a cluster")] = None,
 ) -> None:
     """Run the Spark Connect server that runs share (set SPARK_REMOTE=sc://127.0.0.1:PORT)."""
     if wait_only:
         wait_for_port(port, timeout=300)
         console.print(f"Spark Connect is up on sc://127.0.0.1:{port}")
         return
-    command = connect_server_command(port=port, master=master)
+    command = connect_server_command(port=port, master=master,
+                                     shuffle_partitions=shuffle_partitions)
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     console.print(f"starting Spark Connect on sc://127.0.0.1:{port}", style="dim")
@@ -302,6 +306,7 @@ register_simulate(app)
 register_plan(app)
 register_ingestion(app)
 register_run(app)
+register_stack(app)
 
 
 def main() -> None:

@@ -159,3 +159,7 @@ class AccessDeniedError(LakehouseError):
 
 class ServeError(LakehouseError):
     """The SQL endpoint cannot start: a TLS file or a user's password secret is missing."""
+
+
+class InstanceStorageError(LakehouseError):
+    """The Dagster instance storage cannot be set up as configured (e.g. a Postgres URL)."""

@@ -1,4 +1,9 @@
-"""Dagster's SQLite instance storage with pooled connections, for `storage: custom` in dagster.yaml.
+"""The instance storage dagster.yaml names: PostgreSQL through `dagster-postgres` when
+`DAGSTER_PG_URL` is set, else Dagster's SQLite files under `DAGSTER_HOME` with pooled connections.
+
+`LakeStorage` only chooses, when an instance loads; so one dagster.yaml serves a laptop and the
+production stack (`lakehouse stack up`). The Postgres URL is read from the variable each time,
+never written into the settings Dagster serialises for run workers.
 
 Dagster's SQLite storages build a new SQLAlchemy engine for every connection they open. So each of
 the ~370 events a bronze run of four feeds writes compiles its statements again and opens and
@@ -6,17 +11,23 @@ closes its database files; closing the last connection also checkpoints the WAL.
 per event, about 5 s of a 25 s slice in `benchmarks.ingest`. Keeping one engine, and its pooled
 connection, per database file brings it to 4 ms. Files, tables and migrations are Dagster's own, so
 a home written by either storage opens with the other. Dagster has no public hook for this, so the
-classes below extend its SQLite storages; pyproject.toml pins Dagster's minor version for them.
+classes below extend its SQLite storages through private modules; pyproject.toml pins Dagster's
+exact release for them, and tests/storage runs two writer processes and a reader on them.
+`python -m benchmarks.instance_storage` (2 shared cores): Dagster's SQLite 31 events/s, these
+classes 91, dagster-postgres 37, pooled as dagster.yaml sets it 105.
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import dagster as dg
 import sqlalchemy as sa
+import yaml
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
@@ -29,6 +40,9 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
+
+from lake_assets.errors import InstanceStorageError
 
 # Run-sharded event logs: one engine per run database. A webserver reads many runs, so only the
 # most recent keep theirs open (3 file handles each).
@@ -137,3 +151,58 @@ class LakeSqliteStorage(DagsterSqliteStorage):
         cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
     ) -> LakeSqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+POSTGRES_URL_VARIABLE = "DAGSTER_PG_URL"
+_PSYCOPG2_SCHEMES = ("postgresql+psycopg2://", "postgres+psycopg2://")
+
+
+class LakeStorage(DagsterPostgresStorage):
+    """Chooses the instance storage when the instance loads; never itself instantiated.
+
+    Dagster requires the class named in dagster.yaml to be a `DagsterStorage`; it gets its
+    storage from `from_config_value`, which returns `DagsterPostgresStorage` (when the variable
+    named by `postgres_url_variable` is set) or `LakeSqliteStorage` under `base_dir`.
+    """
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {
+            "base_dir": dg.StringSource,
+            "postgres_url_variable": dg.Field(str, default_value=POSTGRES_URL_VARIABLE),
+            # Each process keeps up to 1 + max_overflow connections per storage (runs, events,
+            # schedules) instead of connecting for every query; see benchmarks.instance_storage.
+            "postgres_pool": dg.Field(
+                {"max_overflow": dg.Field(int, default_value=4),
+                 "pool_recycle_seconds": dg.Field(int, default_value=3600)},
+                is_required=False,
+            ),
+        }
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> DagsterStorage:
+        variable = config_value["postgres_url_variable"]
+        url = os.environ.get(variable)
+        if not url:
+            return LakeSqliteStorage(config_value["base_dir"], inst_data)
+        if not url.startswith(_PSYCOPG2_SCHEMES):
+            # SQLAlchemy 2.1 gives a bare postgresql:// URL to psycopg 3, whose `with conn`
+            # closes the connection that dagster-postgres' pooled engines set a timeout on.
+            raise InstanceStorageError(
+                f"{variable} must name the psycopg2 driver: postgresql+psycopg2://user@host/db")
+        # Dagster's own settings for its Postgres storage, with the URL still an env reference.
+        postgres = ConfigurableClassData(
+            "dagster_postgres", "DagsterPostgresStorage",
+            yaml.safe_dump({"postgres_url": {"env": variable}}),
+        ).rehydrate(DagsterStorage)
+        pool = config_value.get("postgres_pool")
+        if pool is not None:
+            # What dagster-webserver does with its --db-pool-* options, for every process.
+            for part in (postgres.run_storage, postgres.event_log_storage,
+                         postgres.schedule_storage):
+                part.optimize_for_webserver(statement_timeout=0,
+                                            pool_recycle=pool["pool_recycle_seconds"],
+                                            max_overflow=pool["max_overflow"])
+        return postgres

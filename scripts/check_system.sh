@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks the system parts pip cannot install: Java 17+ (Spark), libarchive (archive reading) and
-# psql (the SQL endpoint's tests connect with it).
+# Checks the system parts pip cannot install: Java 17+ (Spark), libarchive (archive reading),
+# psql (the SQL endpoint's tests connect with it) and the PostgreSQL server (the stack).
 # As root it installs what is missing with apt; otherwise it stops with a clear message.
 set -euo pipefail
 
@@ -38,4 +38,10 @@ fi
 
 if ! command -v psql >/dev/null 2>&1; then
   apt_install "psql (the SQL endpoint is tested with it)" postgresql-client
+fi
+
+# PostgreSQL's server binaries: `lakehouse stack up` runs Dagster's storage on it, and the
+# instance storage and stack tests start a throwaway server.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_install "PostgreSQL (Dagster storage of the stack)" postgresql
 fi

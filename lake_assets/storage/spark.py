@@ -191,9 +191,13 @@ FAIR_POOLS = Path(__file__).with_name("spark_pools.xml")
 
 def connect_server_command(
     *, port: int = DEFAULT_CONNECT_PORT, master: str | None = None, driver_memory: str = "2g",
-    ui_enabled: bool = True,
+    ui_enabled: bool = True, shuffle_partitions: int | None = None,
 ) -> list[str]:
     """The command that runs a Spark Connect server on loopback `port` in the foreground.
+
+    `shuffle_partitions` defaults to 4 per local core, or Spark's 200 for a cluster; give a
+    cluster about 4 per worker core (200 single-row tasks per stage cost a 2-core cluster
+    a minute per merge).
 
     Runs share it through `SPARK_REMOTE=sc://127.0.0.1:<port>`, so a run connects in a second
     instead of starting a JVM and Python workers of its own (10-20 s on a small machine).
@@ -212,7 +216,7 @@ def connect_server_command(
         "spark.scheduler.allocation.file": str(FAIR_POOLS),  # ...also within the default pool
         # Shared sessions (`shared_remote`) change id no less often than they can time out.
         "spark.connect.session.manager.defaultSessionTimeout": f"{SHARED_SESSION_SECONDS}s",
-        "spark.sql.shuffle.partitions": str(local_shuffle_partitions(chosen)),
+        "spark.sql.shuffle.partitions": str(shuffle_partitions or local_shuffle_partitions(chosen)),
         "spark.ui.enabled": str(ui_enabled).lower(),
         "spark.pyspark.python": sys.executable,
     }
