@@ -23,6 +23,7 @@ from lake_assets.catalog.query import run_query
 from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
 from lake_assets.ingestion_command import register as register_ingestion
 from lake_assets.plan_command import register as register_plan
+from lake_assets.sandbox_command import register as register_sandbox
 from lake_assets.simulate.command import register as register_simulate
 from lake_assets.storage.spark import (
     DEFAULT_CONNECT_PORT,
@@ -266,6 +267,7 @@ def print_rows(names: Sequence[str], rows: Sequence[Sequence[object]], *,
 register_simulate(app)
 register_plan(app)
 register_ingestion(app)
+register_sandbox(app)
 
 
 def main() -> None:

@@ -155,3 +155,7 @@ class AccessDeniedError(LakehouseError):
 
 class ServeError(LakehouseError):
     """The SQL endpoint cannot start: a TLS file or a user's password secret is missing."""
+
+
+class SandboxError(LakehouseError):
+    """A sandbox cannot be made, found or removed: names the sandbox and the reason."""
