@@ -142,8 +142,13 @@ def _peak_mib(pid: int | str) -> float:
     return float("nan")
 
 
-def _reset(pid: int | str) -> None:
+def _reset(pid: int | str) -> float:
+    """Reset the peak RSS to the current one; returns the current RSS in MiB."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
@@ -154,13 +159,13 @@ def main() -> None:
     jvm = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()  # type: ignore[union-attr]
     results: list[dict[str, Any]] = [{"op": "start", "seconds": time.perf_counter() - started}]
     for step in plan["steps"]:
-        for pid in ("self", jvm):
-            _reset(pid)
+        before = [_reset(pid) for pid in ("self", jvm)]
         start = time.perf_counter()
         found = run(spark, step)
         results.append(found | {"op": step["op"], "seconds": time.perf_counter() - start,
                                 "python_peak_mib": _peak_mib("self"),
-                                "jvm_peak_mib": _peak_mib(jvm)})
+                                "python_before_mib": before[0],
+                                "jvm_peak_mib": _peak_mib(jvm), "jvm_before_mib": before[1]})
     Path(sys.argv[2]).write_text(json.dumps(results))
     spark.stop()
     os._exit(0)  # the JVM's shutdown hooks already ran in stop()

@@ -58,24 +58,37 @@ def arrow_rows(uri: str, columns: list[str]) -> list[list[Any]]:
                           for v in r.values()) for r in table.to_pylist()])
 
 
+def build_ours(lake: Lake, spark: SparkSession, table: str) -> None:
+    """`table` through every kind of commit of our writer: a partitioned write, a merge that
+    rewrites the table, one that rewrites touched files only, an append and a merge that
+    evolve the schema, optimize, vacuum of everything unreferenced, and a checkpoint."""
+    frame = lambda rows, schema=SCHEMA: spark.createDataFrame(rows, schema)  # noqa: E731
+    lake.write(frame(FIRST), table=table, partition_by=["facility"])
+    lake.merge(frame(MERGE), table=table, keys=["id"], sequence_by="seq")
+    lake.merge(frame(LATE), table=table, keys=["id"], sequence_by="seq",
+               rewrite_below_bytes=0)  # the copy-on-write of touched files only
+    lake.write(frame([(7, 1, "seven", None, None, None, "F3", 12)], EVOLVED), table=table,
+               evolve_schema=True)
+    lake.merge(frame([(1, 2, "one", None, None, None, "F/1 a", 3)], EVOLVED),
+               table=table, keys=["id"], sequence_by="seq", evolve_schema=True)
+    lake.optimize(table)
+    delta.vacuum(lake.ref(table), retention_hours=0, allow_short_retention=True)
+    lake.checkpoint(table)
+
+
+def ours_expected() -> list[list[Any]]:
+    """`build_ours`'s rows, all columns, by id: the late row 6 inserted, stale row 3 not."""
+    late = [6, 1, "six", None, None, None, "F2", None]
+    return sorted([*expected(ALL), late], key=lambda r: r[0])
+
+
 @pytest.fixture(scope="module")
 def interop(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Our table through every kind of commit, then one delta-spark run reading it and
     writing its own tables."""
     root = tmp_path_factory.mktemp("interop")
     lake = Lake(root=str(root / "lake"), session_factory=lambda: spark)
-    frame = lambda rows, schema=SCHEMA: spark.createDataFrame(rows, schema)  # noqa: E731
-    lake.write(frame(FIRST), table="gold/ours", partition_by=["facility"])
-    lake.merge(frame(MERGE), table="gold/ours", keys=["id"], sequence_by="seq")
-    lake.merge(frame(LATE), table="gold/ours", keys=["id"], sequence_by="seq",
-               rewrite_below_bytes=0)  # the copy-on-write of touched files only
-    lake.write(frame([(7, 1, "seven", None, None, None, "F3", 12)], EVOLVED), table="gold/ours",
-               evolve_schema=True)
-    lake.merge(frame([(1, 2, "one", None, None, None, "F/1 a", 3)], EVOLVED),
-               table="gold/ours", keys=["id"], sequence_by="seq", evolve_schema=True)
-    lake.optimize("gold/ours")
-    delta.vacuum(lake.ref("gold/ours"), retention_hours=0, allow_short_retention=True)
-    lake.checkpoint("gold/ours")
+    build_ours(lake, spark, "gold/ours")
     theirs, dv = str(root / "theirs"), str(root / "dv")
     row = lambda r: list(as_json([r])[0])  # noqa: E731
     steps = [
@@ -116,10 +129,7 @@ ALL = [*SCHEMA_COLUMNS, "ward"]
 def test_delta_spark_reads_our_table_after_every_kind_of_commit(interop: dict) -> None:
     read = interop["read"]
     got = [dict(zip(read["columns"], r, strict=True)) for r in read["rows"]]
-    want = expected(ALL)
-    with_late = {6: [6, 1, "six", None, None, None, "F2", None]}
-    want = sorted([*want, *with_late.values()], key=lambda r: r[0])
-    assert [[g[c] for c in ALL] for g in got] == want
+    assert [[g[c] for c in ALL] for g in got] == ours_expected()
     assert [[g[c] for c in ALL] for g in got] == our_rows(interop["lake"], "gold/ours", ALL)
 
 
@@ -135,9 +145,5 @@ def test_our_readers_read_what_delta_spark_wrote_and_merged(interop: dict,
 
 def test_a_deletion_vector_is_refused_not_read_past(interop: dict, spark: SparkSession) -> None:
     ref = delta.TableRef(name="dv", uri=interop["dv"], options={})
-    try:
-        ids = sorted(r.id for r in delta.read(spark, ref).select("id").collect())
-    except DeltaStorageError as error:
-        assert "deletion" in str(error).lower()
-    else:
-        assert ids == [1, 3, 4]
+    with pytest.raises(DeltaStorageError, match="deletionVectors"):
+        delta.read(spark, ref).select("id").collect()
