@@ -1,5 +1,6 @@
 """Trino's Delta Lake connector reads a table our delta-rs writer took through merges, schema
-evolution, optimize, vacuum and a checkpoint, with the same rows as our reader."""
+evolution, optimize, vacuum and a checkpoint, with the same rows as our reader (timestamps at
+Trino's millisecond precision: it maps Delta's `timestamp` to `timestamp(3) with time zone`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from lake_assets.serve.trino import SERVICE_USER, running_trino
 from lake_assets.storage.lake import Lake
 from tests.conftest import METADATA
 from tests.spark.servers import free_port
-from tests.spark.test_delta_spark_interop import ALL, as_json, build_ours, ours_expected
+from tests.spark.test_delta_spark_interop import (
+    ALL,
+    TS,
+    as_json,
+    build_ours,
+    ours_expected,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -32,6 +39,8 @@ def test_trino_reads_our_table_after_every_kind_of_commit(spark: SparkSession,
                                      catalog="lake").cursor()
         cursor.execute(f"SELECT {', '.join(ALL)} FROM silver.visits ORDER BY id")
         rows = cursor.fetchall()
-    got = as_json([tuple(v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v
-                         for v in r) for r in rows])
-    assert got == ours_expected()
+    got = as_json([tuple(v.astimezone(dt.UTC).replace(tzinfo=None)
+                         if isinstance(v, dt.datetime) else v for v in r) for r in rows])
+    in_millis = TS.replace(microsecond=TS.microsecond // 1000 * 1000).isoformat()
+    assert got == [[in_millis if v == TS.isoformat() else v for v in r]
+                   for r in ours_expected()]
