@@ -166,6 +166,7 @@ def delta_spark_steps(work: Path, *, rows: int, merge_rows: int, master: str,
         {"op": "count", "path": table},
         {"op": "merge", "path": table, "parquet": str(work / "upserts"), "keys": ["id"]},
         {"op": "count", "path": table},
+        {"op": "scan", "path": str(work / "staged")},
     ], master=master, driver_memory=driver_memory)
     results = results[len(warm_up):]
     inserted = merge_rows - merge_rows // 2
@@ -173,7 +174,8 @@ def delta_spark_steps(work: Path, *, rows: int, merge_rows: int, master: str,
         raise AssertionError(f"delta-spark's table holds {results[4]['count']} rows after the "
                              f"merge, not {rows + inserted}")
     names = [f"write: {label}", f"read: {label}, all columns",
-             f"merge {merge_rows:,} upserts: {label}", f"read after merge: {label}"]
+             f"merge {merge_rows:,} upserts: {label}", f"read after merge: {label}",
+             f"read: reference, Spark {PYSPARK_VERSION} plain Parquet, same process"]
     return [Step(name, r["seconds"], r["python_peak_mib"],
                  r["python_peak_mib"] - r["python_before_mib"],
                  r["jvm_peak_mib"] - r["jvm_before_mib"])

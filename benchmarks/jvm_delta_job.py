@@ -5,8 +5,8 @@
 Imports only pyspark and delta-spark (this runs in its own virtualenv, not the project's).
 Each step is a dict with `op`: `write` (rows or a generated range to a path), `merge` (upsert by
 keys, newest `seq` wins), `delete`, `read` (rows back as JSON values, at a version if given),
-`count`, `optimize`, `vacuum`. Each result has the step's seconds and the driver JVM's and this
-process's peak RSS in MiB.
+`count`, `optimize`, `vacuum`, `scan` (plain Parquet, a reference). Each result has the step's
+seconds and the driver JVM's and this process's peak RSS in MiB.
 """
 
 from __future__ import annotations
@@ -123,6 +123,9 @@ def run(spark: SparkSession, step: dict[str, Any]) -> dict[str, Any]:
         return {}
     if op == "vacuum":
         DeltaTable.forPath(spark, path).vacuum(0)
+        return {}
+    if op == "scan":  # a reference: plain Parquet through this same Spark
+        spark.read.parquet(path).write.format("noop").mode("overwrite").save()
         return {}
     reader = spark.read.format("delta")
     if step.get("version") is not None:
