@@ -125,6 +125,10 @@ def run(name: str) -> None:
         box = load_sandbox(name, folder=sandboxes_folder())
     except LakehouseError as exc:
         raise _fail(exc) from None
+    # Stop on SIGTERM and SIGINT alike, even when started in the background (where the shell
+    # leaves SIGINT ignored): the `finally` below then stops what this command started.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit)
     bin_dir = Path(sys.executable).parent
     env = box.environment(os.environ)
     port = box.ports["spark_connect"]
@@ -141,8 +145,6 @@ def run(name: str) -> None:
             [str(bin_dir / "dagster"), "dev", "-w", str(_PROJECT / "workspace.yaml"), "-h",
              "127.0.0.1", "-p", str(box.ports["ui"])], env=env, start_new_session=True))
         started[-1].wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         for process in reversed(started):  # each in its own process group, ours alone
             if process.poll() is None:
@@ -151,6 +153,10 @@ def run(name: str) -> None:
                     process.wait(30)
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
+
+
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @sandbox.command()
