@@ -5,20 +5,22 @@
 Measured in one run on the same data (15 columns): our distributed write against
 `deltalake.write_deltalake` of the same Arrow table on the driver; our read against
 `spark.read.parquet` of the same files; a merge of upserts (half updates, half inserts) by our
-Spark copy-on-write against delta-rs's own merge on the driver. Peak RSS is the high-water mark
-of the Python driver and of the driver JVM (which also runs the tasks in local mode), reset
-before each step.
+Spark copy-on-write against delta-rs's own merge on the driver; and the JVM Delta connector
+(delta-spark 4.3.1 on its own Spark 4.1.1, see `benchmarks.jvm_delta`) writing, merging and
+reading the same files. Peak RSS is the high-water mark of the Python driver and of the driver
+JVM (which also runs the tasks in local mode), reset before each step.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
@@ -27,6 +29,7 @@ from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from benchmarks.jvm_delta import DELTA_VERSION, PYSPARK_VERSION, run_steps
 from benchmarks.memory import is_jvm
 from lake_assets.storage.lake import Lake
 from lake_assets.storage.spark import build_session
@@ -147,6 +150,38 @@ def run(spark: SparkSession, work: Path, *, rows: int, merge_rows: int) -> list[
     return steps
 
 
+def delta_spark_steps(work: Path, *, rows: int, merge_rows: int, master: str,
+                      driver_memory: str) -> list[Step]:
+    """The same write, read and merge by delta-spark, in its own Spark process."""
+    table = str(work / "lake" / "bench" / "delta_spark")
+    warm = str(work / "lake" / "bench" / "delta_spark_warm_up")
+    label = f"delta-spark {DELTA_VERSION} (Spark {PYSPARK_VERSION})"
+    # As for ours (`_warm_up`): load classes and start Python workers before timing.
+    warm_up = [{"op": "write", "path": warm, "generate": [0, 1000, 1]},
+               {"op": "count", "path": warm},
+               {"op": "merge", "path": warm, "generate": [500, 1000, 2], "keys": ["id"]}]
+    results = run_steps([
+        *warm_up,
+        {"op": "write", "path": table, "parquet": str(work / "staged")},
+        {"op": "count", "path": table},
+        {"op": "merge", "path": table, "parquet": str(work / "upserts"), "keys": ["id"]},
+        {"op": "count", "path": table},
+        {"op": "scan", "path": str(work / "staged")},
+    ], master=master, driver_memory=driver_memory)
+    results = results[len(warm_up):]
+    inserted = merge_rows - merge_rows // 2
+    if (results[2]["count"], results[4]["count"]) != (rows, rows + inserted):
+        raise AssertionError(f"delta-spark's table holds {results[4]['count']} rows after the "
+                             f"merge, not {rows + inserted}")
+    names = [f"write: {label}", f"read: {label}, all columns",
+             f"merge {merge_rows:,} upserts: {label}", f"read after merge: {label}",
+             f"read: reference, Spark {PYSPARK_VERSION} plain Parquet, same process"]
+    return [Step(name, r["seconds"], r["python_peak_mib"],
+                 r["python_peak_mib"] - r["python_before_mib"],
+                 r["jvm_peak_mib"] - r["jvm_before_mib"])
+            for name, r in zip(names, results[1:], strict=True)]
+
+
 def _warm_up(spark: SparkSession, lake: Lake) -> None:
     """Start Python workers and load modules once, so steps measure steady-state work."""
     tiny = source_rows(spark, start=0, count=1000, seq=1)
@@ -194,6 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge-rows", type=int, default=100_000)
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--no-delta-spark", action="store_true",
+                        help="skip the JVM Delta connector's steps")
+    parser.add_argument("--json", type=Path, help="also write the steps here as JSON")
     args = parser.parse_args(argv)
     conf = {"spark.driver.memory": args.driver_memory, "spark.sql.shuffle.partitions": "4",
             "spark.ui.showConsoleProgress": "false"}
@@ -202,10 +240,16 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="delta-bench-"))
     try:
         steps = run(spark, work, rows=args.rows, merge_rows=args.merge_rows)
+        spark.stop()
+        if not args.no_delta_spark:
+            steps += delta_spark_steps(work, rows=args.rows, merge_rows=args.merge_rows,
+                                       master=args.master, driver_memory=args.driver_memory)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         spark.stop()
     print(render(steps, rows=args.rows))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(s) for s in steps], indent=2))
 
 
 if __name__ == "__main__":

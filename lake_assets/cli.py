@@ -24,6 +24,7 @@ from lake_assets.errors import LakehouseError, LakeQueryError, MetadataError
 from lake_assets.ingestion_command import register as register_ingestion
 from lake_assets.plan_command import register as register_plan
 from lake_assets.run_command import register as register_run
+from lake_assets.sandbox_command import register as register_sandbox
 from lake_assets.simulate.command import register as register_simulate
 from lake_assets.stack.command import register as register_stack
 from lake_assets.storage.spark import (
@@ -307,6 +308,7 @@ register_plan(app)
 register_ingestion(app)
 register_run(app)
 register_stack(app)
+register_sandbox(app)
 
 
 def main() -> None:

@@ -163,3 +163,7 @@ class ServeError(LakehouseError):
 
 class InstanceStorageError(LakehouseError):
     """The Dagster instance storage cannot be set up as configured (e.g. a Postgres URL)."""
+
+
+class SandboxError(LakehouseError):
+    """A sandbox cannot be made, found or removed: names the sandbox and the reason."""

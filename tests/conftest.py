@@ -33,6 +33,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.delenv("LANDING_ROOT", raising=False)
     monkeypatch.delenv("LAKE_METADATA", raising=False)
+    monkeypatch.delenv("LAKE_UPSTREAM", raising=False)
     monkeypatch.setenv("LAKE_SECRETS_FILE", str(DEV_SECRETS))
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
 

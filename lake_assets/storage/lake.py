@@ -8,25 +8,63 @@
 A table name is its asset key path: `bronze/<feed>/<table>`, `silver/<table>`,
 `gold/<projection>`, `quarantine/<feed>/<table>`, `_lake/...`. Roots, storage options and the
 Spark session are resolved when a method is called, never when a `Lake` is made.
+
+A sandbox's lake reads another lake's silver and gold read-only (`Upstream`, or the pins file
+named by `$LAKE_UPSTREAM`): a table the sandbox has not written reads from the other lake at
+its pinned version. Every write goes to the sandbox's own root.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal, overload
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 
+from lake_assets.errors import SandboxError
 from lake_assets.storage import delta
 from lake_assets.storage.manifest import MANIFEST_TABLE, Manifest
 from lake_assets.storage.schema_history import SCHEMA_HISTORY_TABLE, SchemaHistory, SchemaVersion
 from lake_assets.storage.spark import build_session
 
 TableName = str | Sequence[str]
+UPSTREAM_VARIABLE = "LAKE_UPSTREAM"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Tables of another lake read read-only: its `root` and each table's pinned version."""
+
+    root: str
+    versions: Mapping[str, int]
+    s3: Mapping[str, str] | None = None
+
+    @classmethod
+    def load(cls, path: str) -> Upstream:
+        """The pins file a sandbox wrote; raises SandboxError if it cannot be read."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(root=data["root"], versions=dict(data["versions"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise SandboxError(f"${UPSTREAM_VARIABLE}: cannot read pins file {path}: {exc}"
+                               ) from exc
+
+    def ref(self, table: str) -> delta.TableRef:
+        """Where `table` lives in the other lake."""
+        uri = delta.table_uri(table, root=delta.lake_root(root=self.root))
+        return delta.TableRef(name=table, uri=uri,
+                              options=delta.storage_options(uri, s3=self.s3))
+
+
+def _name(table: TableName) -> str:
+    return table if isinstance(table, str) else "/".join(table)
 
 
 @dataclass(frozen=True)
@@ -42,6 +80,24 @@ class Lake:
     s3: Mapping[str, str] | None = None
     session_factory: Callable[[], SparkSession] = field(
         default=build_session, repr=False, compare=False)
+    upstream: Upstream | None = None
+
+    @cached_property
+    def _upstream(self) -> Upstream | None:
+        if self.upstream is not None:
+            return self.upstream
+        pins = os.environ.get(UPSTREAM_VARIABLE)
+        return Upstream.load(pins) if pins else None
+
+    def _pinned(self, table: TableName) -> tuple[Upstream, int] | None:
+        """The other lake and pinned version `table` reads from, when this lake lacks it."""
+        upstream, name = self._upstream, _name(table)
+        if upstream is None or name not in upstream.versions:
+            return None
+        ref = self.ref(table)
+        if delta.table_exists(ref.uri, options=ref.options):
+            return None
+        return upstream, upstream.versions[name]
 
     @cached_property
     def session(self) -> SparkSession:
@@ -52,7 +108,7 @@ class Lake:
 
     def ref(self, table: TableName) -> delta.TableRef:
         """The location and storage options of `table`."""
-        name = table if isinstance(table, str) else "/".join(table)
+        name = _name(table)
         uri = delta.table_uri(table, root=delta.root_for(table, lake=self.root,
                                                           raw=self.bronze_root))
         return delta.TableRef(name=name, uri=uri, options=delta.storage_options(uri, s3=self.s3))
@@ -146,7 +202,14 @@ class Lake:
 
     def read(self, table: TableName, *, version: int | None = None,
              as_of: dt.datetime | str | None = None) -> DataFrame:
-        """The table as a DataFrame pinned to a version (latest by default) or a time."""
+        """The table as a DataFrame pinned to a version (latest by default) or a time; a table
+        of the upstream lake at its pinned version unless one is asked for."""
+        pinned = self._pinned(table)
+        if pinned is not None:
+            upstream, pin = pinned
+            return delta.read(self.session, upstream.ref(_name(table)),
+                              version=pin if version is None and as_of is None else version,
+                              as_of=as_of)
         return delta.read(self.session, self.ref(table), version=version, as_of=as_of)
 
     def merge(
@@ -170,12 +233,18 @@ class Lake:
                                 rewrite_below_bytes=rewrite_below_bytes)
 
     def exists(self, table: TableName) -> bool:
-        """Whether `table` is a Delta table yet."""
+        """Whether `table` is a Delta table yet (here, or pinned upstream)."""
+        if self._pinned(table) is not None:
+            return True
         ref = self.ref(table)
         return delta.table_exists(ref.uri, options=ref.options)
 
     def version(self, table: TableName) -> int:
-        """The latest version of `table`; raises NotADeltaTableError if it does not exist."""
+        """The latest version of `table` (its pin, if read upstream); raises
+        NotADeltaTableError if it does not exist."""
+        pinned = self._pinned(table)
+        if pinned is not None:
+            return pinned[1]
         ref = self.ref(table)
         return delta.open_table(ref.uri, options=ref.options, table=ref.name).version()
 

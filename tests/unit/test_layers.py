@@ -25,7 +25,8 @@ ROOT = "lake_assets"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("lake_assets.cli",),
     ("lake_assets.definitions", "lake_assets.api", "lake_assets.plan_command",
-     "lake_assets.ingestion_command", "lake_assets.run_command", "lake_assets.stack"),
+     "lake_assets.ingestion_command", "lake_assets.run_command", "lake_assets.sandbox_command",
+     "lake_assets.stack"),
     ("lake_assets.factory",),
     ("lake_assets.resources", "lake_assets.simulate", "lake_assets.instance_storage"),
     ("lake_assets.alerts", "lake_assets.serve"),

@@ -76,8 +76,29 @@ def arrow_schema(delta: DeltaTable) -> pa.Schema:
     return pa.schema(delta.schema().to_arrow())
 
 
+# Reader features that change which rows or columns a data file holds; planning files from the
+# log alone would read deleted rows or wrong columns, so such tables are refused.
+UNSUPPORTED_READER_FEATURES = ("deletionVectors", "columnMapping")
+
+
+def check_readable(delta: DeltaTable) -> None:
+    """Raise DeltaStorageError for a table using deletion vectors or column mapping (written
+    so by another engine, e.g. delta-spark with `delta.enableDeletionVectors`)."""
+    features = set(delta.protocol().reader_features or [])
+    mapping = delta.metadata().configuration.get("delta.columnMapping.mode", "none")
+    if mapping != "none":
+        features.add("columnMapping")
+    refused = sorted(features.intersection(UNSUPPORTED_READER_FEATURES))
+    if refused:
+        raise DeltaStorageError(
+            f"{delta.table_uri}: uses {', '.join(refused)}, which the lake's reader does not "
+            "apply; rewrite it without them (delta-spark: REORG TABLE ... APPLY (PURGE) and "
+            "unset delta.enableDeletionVectors) or write it with the lake's writer")
+
+
 def list_files(delta: DeltaTable) -> list[FileEntry]:
-    """Every data file of the loaded snapshot."""
+    """Every data file of the loaded snapshot; raises as `check_readable`."""
+    check_readable(delta)
     actions = pa.table(delta.get_add_actions(flatten=True))
     entries = []
     for row in actions.to_pylist():

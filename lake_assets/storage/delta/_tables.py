@@ -31,7 +31,12 @@ from lake_assets.storage.delta._options import STORAGE_PREFIX, SourceOptions, pl
 from lake_assets.storage.delta._predicate import PredicateSpec, parse_predicate, to_json
 from lake_assets.storage.delta._reader import ReadSpec, output_schema
 from lake_assets.storage.delta._schema import arrow_to_spark, spark_to_arrow
-from lake_assets.storage.delta._snapshot import arrow_schema, open_table, table_exists
+from lake_assets.storage.delta._snapshot import (
+    arrow_schema,
+    check_readable,
+    open_table,
+    table_exists,
+)
 from lake_assets.storage.delta._source import FORMAT, DeltaRsDataSource
 from lake_assets.storage.spark import default_parallelism, is_connect
 
@@ -244,9 +249,10 @@ def read(
     by itself); `only_files` limits the scan to those files.
 
     Raises NotADeltaTableError if `ref` is not a Delta table, DeltaStorageError if the version or
-    time is outside the table's history.
+    time is outside the table's history or it uses deletion vectors or column mapping.
     """
     delta = open_table(ref.uri, options=ref.options, table=ref.name, version=version, as_of=as_of)
+    check_readable(delta)
     spec = ReadSpec(uri=ref.uri, table=ref.name, schema=arrow_schema(delta),
                     with_file_column=with_file_column,
                     columns=tuple(columns) if columns is not None else None)
