@@ -178,7 +178,7 @@ def _phase_table(encryption: str, run: dict[str, Any]) -> Table:
                       f"{phase['data_files_per_s']:,.0f}", f"{phase['rows_per_s']:,.0f}",
                       f"{phase['data_files_per_s_per_core']:,.0f}",
                       f"{phase['rows_per_s_per_core']:,.0f}",
-                      f"{phase['cores_for_peak_hour']:,.1f}",
+                      f"{phase['cores_for_peak_hour']:,.2f}",
                       f"{hour:,.0f}", f"{phase['driver_peak_rss_mb']:,}",
                       f"{phase['workers_peak_rss_mb']:,}",
                       f"{phase.get('other_tenants_cpu_share', 0.0):.0%}")
