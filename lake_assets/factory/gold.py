@@ -85,10 +85,13 @@ def _ordered(specs: list[GoldSpec]) -> list[str]:
 
 
 def _build(spec: GoldSpec, catalog: Catalog,
-           columns: list[GoldColumn] | None) -> dg.AssetsDefinition:
+           columns: list[GoldColumn] | str | None) -> dg.AssetsDefinition:
     projection = spec.projection
-    schema = {"dagster/column_schema": dg.TableSchema(
-        columns=[c.as_table_column() for c in columns])} if columns else {}
+    if isinstance(columns, str):  # the UI says why the schema is missing
+        schema: dict[str, object] = {"lake/column_schema_error": columns}
+    else:
+        schema = {"dagster/column_schema": dg.TableSchema(
+            columns=[c.as_table_column() for c in columns])} if columns else {}
 
     @dg.asset(
         key=spec.key,
