@@ -131,6 +131,7 @@ def running_trino(lake: Lake, catalog: Catalog, folder: Path, *, port: int = 808
     server = TrinoServer(port, folder)
     try:
         _wait(server, process, timeout)
+        _wait_for_a_node(server, process, timeout)
         _register(server, {name: lake.ref(governed_tables(catalog)[name]).uri
                            for name in columns})
         yield server
@@ -156,6 +157,28 @@ def _wait(server: TrinoServer, process: subprocess.Popen, timeout: float) -> Non
         time.sleep(1)
     raise ServeError(f"Trino did not start within {timeout:.0f} s; see "
                      f"{server.folder / 'trino.log'}")
+
+
+def _wait_for_a_node(server: TrinoServer, process: subprocess.Popen, timeout: float) -> None:
+    """Wait until the coordinator has announced itself as a worker: `/v1/info` stops saying
+    `starting` a moment before that, and a query in between fails with NO_NODES_AVAILABLE."""
+    import trino
+
+    deadline = time.monotonic() + timeout
+    cursor = trino.dbapi.connect(host="127.0.0.1", port=server.port,
+                                 user=SERVICE_USER).cursor()
+    while True:
+        try:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            return
+        except trino.exceptions.TrinoQueryError as error:
+            if error.error_name != "NO_NODES_AVAILABLE" or time.monotonic() > deadline:
+                raise
+        if process.poll() is not None:
+            raise ServeError(f"Trino exited ({process.returncode}); see "
+                             f"{server.folder / 'trino.log'}")
+        time.sleep(0.5)
 
 
 def _register(server: TrinoServer, paths: dict[str, str]) -> None:
