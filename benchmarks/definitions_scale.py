@@ -75,7 +75,9 @@ def measure(metadata: Path) -> dict[str, Any]:
 
     import lake_assets.definitions  # noqa: F401  (the import a code server does first)
     from lake_assets.catalog.loader import load_catalog, read_yaml
+    from lake_assets.definitions import partitions_start
     from lake_assets.factory import alerts, automation, bronze, gold, sensors, silence, silver
+    from lake_assets.factory.partitions import daily_partitions
     from lake_assets.resources import AlertRouter, DeltaLake
 
     mark("import")
@@ -86,12 +88,14 @@ def measure(metadata: Path) -> dict[str, Any]:
     catalog = load_catalog(metadata)
     marks["validation"] = time.perf_counter() - clock - marks["yaml"]
     clock = time.perf_counter()
+    daily = daily_partitions(partitions_start(catalog))
     built = {
-        feed.name: bronze.build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name))
+        feed.name: bronze.build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name),
+                                              daily=daily)
         for feed in catalog.feeds
     }
-    assets = [*built.values(), *silver.build_silver_assets(catalog),
-              *gold.build_gold_assets(catalog)]
+    assets = [*built.values(), *silver.build_silver_assets(catalog, daily),
+              *gold.build_gold_assets(catalog, daily)]
     mark("assets")
     checks = silence.build_silence_checks(catalog)
     feed_sensors = [sensors.build_feed_sensor(feed, built[feed.name], lambda f, a: set())

@@ -11,12 +11,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from lake_assets.factory.partitions import daily_partitions
+
 if TYPE_CHECKING:
     import dagster as dg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 METADATA = PROJECT_ROOT / "metadata"
 DEV_SECRETS = PROJECT_ROOT / "dev.secrets"
+# The days of assets that tests build without `build_definitions`.
+DAILY = daily_partitions("2026-01-01")
 
 
 def project_instance() -> AbstractContextManager[dg.DagsterInstance]:

@@ -397,7 +397,7 @@ class Acknowledgement(Model):
 
 
 # Fields that are bookkeeping, not shape: they never change an asset's code version.
-UNVERSIONED = {"acknowledge", "maintenance", "retry"}
+UNVERSIONED = {"acknowledge", "maintenance", "retry", "start_date"}
 
 
 class Feed(Model):
@@ -415,6 +415,9 @@ class Feed(Model):
     resend: Resend = Resend()
     retry: RetryPolicy = RetryPolicy()
     partitions: tuple[PartitionDim, ...] = ("date",)
+    start_date: date | None = Field(
+        default=None, description="the first arrival date partitions cover (default: the "
+        "first arrival found in the landing zone when the definitions load)")
     freshness: Freshness
     silence_after: Duration | None = Field(
         default=None, description="report a facility that sent nothing for this long"

@@ -48,14 +48,16 @@ class BronzeBatch(dg.Config):
     archives: list[str] = Field(default_factory=list)
 
 
-def build_bronze_assets(feed: Feed, *, source_file: str) -> dg.AssetsDefinition:
-    """The feed's bronze multi-asset: one Spark pass over a batch, one commit per table."""
+def build_bronze_assets(feed: Feed, *, source_file: str, daily: dg.DailyPartitionsDefinition
+                        ) -> dg.AssetsDefinition:
+    """The feed's bronze multi-asset: one Spark pass over a batch, one commit per table; its
+    days are `daily`'s."""
 
-    partitions = build_feed_partitions(feed)
+    partitions = build_feed_partitions(feed, daily)
 
     @dg.multi_asset(
         name=f"bronze__{feed.name}",
-        specs=build_bronze_specs(feed, source_file=source_file),
+        specs=build_bronze_specs(feed, source_file=source_file, daily=daily),
         check_specs=[spec for table in feed.tables
                      for spec in [*table_check_specs(bronze_key(feed, table), table, partitions),
                                   drift_check_spec(bronze_key(feed, table), partitions)]],

@@ -21,7 +21,6 @@ from lake_assets.checks.projection import projection_failures
 from lake_assets.errors import ProjectionError
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.gold_schema import GoldColumn, gold_columns
-from lake_assets.factory.partitions import DAILY
 from lake_assets.factory.report import table_size
 from lake_assets.factory.specs import freshness_policy, owner_tags, provenance
 from lake_assets.resources import DeltaLake
@@ -63,11 +62,13 @@ def gold_specs(catalog: Catalog) -> list[GoldSpec]:
     return specs
 
 
-def build_gold_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
-    """A gold asset per projection, depending on the silver and gold tables its SQL reads."""
+def build_gold_assets(catalog: Catalog, daily: dg.DailyPartitionsDefinition
+                      ) -> list[dg.AssetsDefinition]:
+    """A gold asset per projection, depending on the silver and gold tables its SQL reads;
+    `daily` partitions those that declare partitions."""
     specs = gold_specs(catalog)
     columns = gold_columns(catalog, {s.projection.name: s.sql for s in specs}, _ordered(specs))
-    return [_build(spec, catalog, columns.get(spec.projection.name)) for spec in specs]
+    return [_build(spec, catalog, columns.get(spec.projection.name), daily) for spec in specs]
 
 
 def _ordered(specs: list[GoldSpec]) -> list[str]:
@@ -84,8 +85,8 @@ def _ordered(specs: list[GoldSpec]) -> list[str]:
     return done
 
 
-def _build(spec: GoldSpec, catalog: Catalog,
-           columns: list[GoldColumn] | str | None) -> dg.AssetsDefinition:
+def _build(spec: GoldSpec, catalog: Catalog, columns: list[GoldColumn] | str | None,
+           daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     projection = spec.projection
     if isinstance(columns, str):  # the UI says why the schema is missing
         schema: dict[str, object] = {"lake/column_schema_error": columns}
@@ -96,7 +97,7 @@ def _build(spec: GoldSpec, catalog: Catalog,
     @dg.asset(
         key=spec.key,
         deps=[dg.AssetKey(name.split(".", 1)) for name in spec.inputs],
-        partitions_def=DAILY if projection.partitions else None,
+        partitions_def=daily if projection.partitions else None,
         group_name="gold",
         description=(projection.description.strip()
                      + provenance(gold_version(projection, spec.sql), spec.file, spec.sql_file)

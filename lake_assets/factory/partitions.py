@@ -1,20 +1,50 @@
-"""Partitions: daily by arrival date, plus a dynamic facility dimension where a feed asks for it."""
+"""Partitions: daily by arrival date, plus a dynamic facility dimension where a feed asks for it.
+
+Every daily partition of the lake starts on one date, its first arrival (`lake_start`), so the
+UI's partition bars count days the lake could have data for, not days before it existed.
+"""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
 
 import dagster as dg
 
 from lake_assets.catalog.models import Feed
 
-# The first arrival date the lake accepts; older archives are late data for this date's slice.
-START_DATE = "2026-01-01"
+# Where partitions start before anything has landed, or when the landing zone cannot be listed
+# at load: early enough for every archive, so no run's partition is missing from a code server.
+FALLBACK_START = "2026-01-01"
 
 # Run tags with which Dagster runs one run over a range of partitions.
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-# end_offset=1: today's partition exists, since archives arriving today belong to it.
-DAILY = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
+
+
+@functools.cache
+def daily_partitions(start: str) -> dg.DailyPartitionsDefinition:
+    """Days from `start` (YYYY-MM-DD) on, in UTC. end_offset=1: today's partition exists, since
+    archives arriving today belong to it."""
+    return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1)
+
+
+def lake_start(feeds: Iterable[Feed], first_arrival: Callable[[Feed], str | None]) -> str:
+    """The first day of the lake's partitions: the earliest of each feed's `start_date`, or of
+    its first arrival (`first_arrival`) where it declares none; `FALLBACK_START` when no feed
+    has either yet."""
+    days = [f.start_date.isoformat() if f.start_date else first_arrival(f) for f in feeds]
+    found = [d for d in days if d]
+    return min(found) if found else FALLBACK_START
+
+
+def first_day(partitions: dg.PartitionsDefinition) -> str:
+    """The first arrival date of `partitions` (daily, or daily by facility)."""
+    if isinstance(partitions, dg.MultiPartitionsDefinition):
+        partitions = partitions.get_partitions_def_for_dimension("date")
+    assert isinstance(partitions, dg.DailyPartitionsDefinition)
+    return partitions.start.strftime("%Y-%m-%d")
 
 
 def facility_partitions_name(feed: Feed) -> str:
@@ -22,12 +52,13 @@ def facility_partitions_name(feed: Feed) -> str:
     return f"{feed.name}__facility"
 
 
-def build_feed_partitions(feed: Feed) -> dg.PartitionsDefinition:
-    """Daily partitions, or date by facility (dynamic) for feeds declaring `[date, facility]`."""
+def build_feed_partitions(feed: Feed, daily: dg.DailyPartitionsDefinition
+                          ) -> dg.PartitionsDefinition:
+    """`daily`, or date by facility (dynamic) for feeds declaring `[date, facility]`."""
     if feed.partitions == ("date", "facility"):
         facilities = dg.DynamicPartitionsDefinition(name=facility_partitions_name(feed))
-        return dg.MultiPartitionsDefinition({"date": DAILY, "facility": facilities})
-    return DAILY
+        return dg.MultiPartitionsDefinition({"date": daily, "facility": facilities})
+    return daily
 
 
 def partition_key(feed: Feed, *, date: str, facility: str | None) -> str | dg.MultiPartitionKey:

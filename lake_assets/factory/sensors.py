@@ -16,6 +16,7 @@ from lake_assets.factory.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     facility_partitions_name,
+    first_day,
     partition_key,
 )
 from lake_assets.factory.recovery import Recovery, recover
@@ -85,6 +86,8 @@ def build_feed_sensor(
     earlier runs failed to load (on by default). `manifest` opens the ingestion manifest."""
     op_name = bronze.op.name
     keys = sorted(bronze.keys)
+    assert bronze.partitions_def is not None
+    first = first_day(bronze.partitions_def)
     # A job per feed: its runs name their assets, and the run timeline has a row per feed.
     job = dg.define_asset_job(
         name=ingest_job_name(feed), selection=dg.AssetSelection.assets(bronze),
@@ -114,8 +117,18 @@ def build_feed_sensor(
         listing, _ = listed_archives(open_landing(landing_root()), feed, cursor)
         recovery = recover(context.instance, feed, cursor, listing, ledger, now=time.time())
         _log(context, feed, recovery)
-        chosen, left = _new_batches(feed, cursor, listing, ledger,
-                                    room=max(MAX_RUNS_PER_TICK - len(recovery.retries), 0))
+        early = [a for a in listing if a.arrival_date < first]
+        if early:
+            # No partition holds them; their hours stay open, so they load once a reload
+            # covers their dates.
+            context.log.warning(
+                f"{feed.name}: {len(early)} archives arrived before {first}, the first day of "
+                f"the partitions (oldest: {min(a.arrival_date for a in early)}); set "
+                f"start_date in {feed.name}'s metadata to that day or earlier and reload")
+        chosen, left = _new_batches(feed, cursor, [a for a in listing if a.arrival_date >= first],
+                                    ledger,
+                                    room=max(MAX_RUNS_PER_TICK - len(recovery.retries), 0),
+                                    waiting=frozenset(hour_of(a) for a in early))
         retried = [r.batch for r in recovery.retries]
         facilities = _facility_order(context, feed, [*retried, *chosen])
         requests = [_run_request(feed, op_name, r.batch, facilities, run_key=r.run_key,
@@ -133,10 +146,12 @@ def build_feed_sensor(
 
 
 def _new_batches(
-    feed: Feed, cursor: FeedCursor, listing: list[LandedArchive], ledger: Manifest, *, room: int
+    feed: Feed, cursor: FeedCursor, listing: list[LandedArchive], ledger: Manifest, *, room: int,
+    waiting: frozenset[str] = frozenset(),
 ) -> tuple[list[Batch], list[Batch]]:
     """Batches of the archives never requested that the manifest does not hold: those to
-    request now (at most `room`, marked in the cursor) and those left for a later tick."""
+    request now (at most `room`, marked in the cursor) and those left for a later tick. Hours
+    in `waiting` stay open too."""
     archives = [a for a in listing if cursor.is_new(a)]
     loaded = ledger.known(feed.name, {a.arrival_date for a in archives},
                           [a.path for a in archives]) if archives else set()
@@ -148,7 +163,8 @@ def _new_batches(
         cursor.mark(list(batch.archives), batch.batch_id)
     cursor.mark([a for a in archives if a.path in loaded], SETTLED)
     cursor.next_batch += len(chosen)
-    cursor.seal(datetime.now(UTC), incomplete={hour_of(a) for b in left for a in b.archives})
+    cursor.seal(datetime.now(UTC),
+                incomplete={hour_of(a) for b in left for a in b.archives} | waiting)
     return chosen, left
 
 

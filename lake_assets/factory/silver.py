@@ -25,7 +25,6 @@ from lake_assets.checks import daily_counts, history_window
 from lake_assets.checks.rules import CONFLICT_RULE
 from lake_assets.factory.automation import DEPENDENTS
 from lake_assets.factory.checks import table_check_specs
-from lake_assets.factory.partitions import DAILY
 from lake_assets.factory.report import table_size
 from lake_assets.factory.silver_checks import DayChecks, check_changes, day_results
 from lake_assets.factory.specs import freshness_policy, owner_tags, provenance
@@ -89,9 +88,10 @@ def silver_sources(catalog: Catalog) -> list[SilverSource]:
     ]
 
 
-def build_silver_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
-    """A daily-partitioned silver asset per table name, fed by its bronze assets."""
-    return [_build(source) for source in silver_sources(catalog)]
+def build_silver_assets(catalog: Catalog, daily: dg.DailyPartitionsDefinition
+                        ) -> list[dg.AssetsDefinition]:
+    """A silver asset per table name, partitioned by `daily`, fed by its bronze assets."""
+    return [_build(source, daily) for source in silver_sources(catalog)]
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,14 @@ class SilverDay:
     checks: DayChecks
 
 
-def _build(source: SilverSource) -> dg.AssetsDefinition:
+def _build(source: SilverSource, daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     key = silver_key(source.name)
 
     @dg.asset(
         key=key,
         deps=[dg.AssetDep(["bronze", f.name, source.name], partition_mapping=_mapping(f))
               for f in source.feeds],
-        partitions_def=DAILY,
+        partitions_def=daily,
         group_name="silver",
         description=_description(source),
         owners=owner_tags(tuple(dict.fromkeys(t for f in source.feeds for t in f.owners))),
@@ -119,7 +119,7 @@ def _build(source: SilverSource) -> dg.AssetsDefinition:
         freshness_policy=freshness_policy(max(
             (f.freshness for f in source.feeds), key=lambda x: x.fail_after)),
         pool=f"silver_{source.name}",
-        check_specs=table_check_specs(key, source.table, DAILY, layer="silver"),
+        check_specs=table_check_specs(key, source.table, daily, layer="silver"),
         tags={"lake/layer": "silver", "lake/table": source.name},
         metadata={
             "dagster/column_schema": silver_schema_metadata(source.table),

@@ -67,9 +67,10 @@ def bronze_key(feed: Feed, table: Table) -> dg.AssetKey:
     return dg.AssetKey(["bronze", feed.name, table.name])
 
 
-def build_bronze_specs(feed: Feed, *, source_file: str) -> list[dg.AssetSpec]:
-    """One bronze asset spec per table of `feed`."""
-    partitions = build_feed_partitions(feed)
+def build_bronze_specs(feed: Feed, *, source_file: str, daily: dg.DailyPartitionsDefinition
+                       ) -> list[dg.AssetSpec]:
+    """One bronze asset spec per table of `feed`, partitioned from `daily` on."""
+    partitions = build_feed_partitions(feed, daily)
     return [
         dg.AssetSpec(
             key=bronze_key(feed, table),

@@ -20,11 +20,10 @@ from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.errors import AlertCursorError
 from lake_assets.factory.alerts import build_alert_sensor
-from lake_assets.factory.partitions import DAILY
 from lake_assets.factory.specs import build_bronze_specs
 from lake_assets.resources import AlertRouter
 from tests.alert_servers import RecordingHttp, RecordingSmtp, serve_http, serve_smtp
-from tests.conftest import EditFn
+from tests.conftest import DAILY, EditFn
 
 LAB = dg.AssetKey(["bronze", "lab_results", "lab_results"])
 ADT = dg.AssetKey(["bronze", "adt_events", "adt_messages"])
@@ -93,7 +92,8 @@ def feed_stub(catalog: Catalog, feed_name: str, *, plan: dict[str, int]) -> dg.A
     It fails while `plan["fail"]` is set; lab results carry a check failing `plan["failing"]` rows.
     """
     feed = catalog.feed(feed_name)
-    specs = build_bronze_specs(feed, source_file=catalog.file_of("feed", feed_name))
+    specs = build_bronze_specs(feed, source_file=catalog.file_of("feed", feed_name),
+                               daily=DAILY)
     checks = [dg.AssetCheckSpec(CHECK, asset=LAB)] if feed_name == "lab_results" else []
 
     @dg.multi_asset(

@@ -29,7 +29,7 @@ from lake_assets.simulate import SimulationOptions, read_truth, simulate
 from lake_assets.storage.lake import Lake
 from lake_assets.storage.manifest import ManifestRow
 from tests.alert_servers import serve_http, serve_smtp
-from tests.conftest import METADATA, EditFn
+from tests.conftest import DAILY, METADATA, EditFn
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -224,7 +224,7 @@ def bronze_census_stub(catalog: Catalog, plan: dict[str, list[str]]) -> dg.Asset
     the rules on two Arrow batches, as two executor tasks would, and merges their tallies."""
     feed = catalog.feed("bed_census")
     [table] = feed.tables
-    specs = build_bronze_specs(feed, source_file="feeds/bed_census.yaml")
+    specs = build_bronze_specs(feed, source_file="feeds/bed_census.yaml", daily=DAILY)
     key = specs[0].key
 
     @dg.multi_asset(specs=specs, partitions_def=specs[0].partitions_def,
@@ -251,7 +251,7 @@ def test_a_failed_blocking_bronze_check_holds_back_silver_of_that_day(
     catalog = load_catalog(metadata_copy)
     plan = {"statuses": ["occupied", "available", "on fire", "cleaning"]}
     bronze = bronze_census_stub(catalog, plan)
-    silver = next(a for a in build_silver_assets(catalog) if a.key == CENSUS_SILVER)
+    silver = next(a for a in build_silver_assets(catalog, DAILY) if a.key == CENSUS_SILVER)
     defs = dg.Definitions(assets=[bronze, silver], resources={"lake": DeltaLake()})
     instance.add_dynamic_partitions("bed_census__facility", ["FAC00001", "FAC00002"])
     ticked = dg.evaluate_automation_conditions(defs=defs, instance=instance)

@@ -12,7 +12,7 @@ from lake_assets.catalog.models import Feed
 from lake_assets.factory.bronze import build_bronze_assets
 from lake_assets.resources import DeltaLake
 from lake_assets.storage.lake import Lake
-from tests.conftest import project_instance
+from tests.conftest import DAILY, project_instance
 from tests.unit.ingest_builders import PASSWORD, aes_zip, feed, lab_csv, with_table
 
 pytestmark = pytest.mark.spark
@@ -30,7 +30,7 @@ def land(root: Path, name: str, data: bytes, facility: str = "FAC00001") -> str:
 def run_batch(lake: Lake, archives: list[str], batch_id: str, evolution: str, *,
               labs: Feed | None = None, succeeds: bool = True) -> dg.ExecuteInProcessResult:
     labs = with_table(labs or feed("lab_results"), schema_evolution=evolution)
-    asset = build_bronze_assets(labs, source_file="lab_results.yaml")
+    asset = build_bronze_assets(labs, source_file="lab_results.yaml", daily=DAILY)
     config = {"ops": {asset.op.name: {"config": {"batch_id": batch_id, "archives": archives}}}}
     with project_instance() as instance:
         result = dg.materialize([asset], instance=instance,

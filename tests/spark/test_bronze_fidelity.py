@@ -13,7 +13,7 @@ from lake_assets.catalog.models import Feed
 from lake_assets.factory.bronze import build_bronze_assets
 from lake_assets.resources import DeltaLake
 from lake_assets.storage.lake import Lake
-from tests.conftest import project_instance
+from tests.conftest import DAILY, project_instance
 from tests.unit.ingest_builders import LAB_ROW, feed, lab_csv, plain_zip, with_archive
 
 pytestmark = pytest.mark.spark
@@ -32,7 +32,7 @@ def land(root: Path, name: str, data: bytes, facility: str = "FAC00001", hour: s
 
 def run_batch(lake: Lake, archives: list[str], batch_id: str, labs: Feed = OPEN_LABS
               ) -> dg.ExecuteInProcessResult:
-    asset = build_bronze_assets(labs, source_file="lab_results.yaml")
+    asset = build_bronze_assets(labs, source_file="lab_results.yaml", daily=DAILY)
     config = {"ops": {asset.op.name: {"config": {"batch_id": batch_id, "archives": archives}}}}
     with project_instance() as instance:
         result = dg.materialize([asset], instance=instance,

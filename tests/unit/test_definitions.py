@@ -11,10 +11,12 @@ import dagster as dg
 import pytest
 import yaml
 
+from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.loader import load_catalog
 from lake_assets.definitions import build_definitions
 from lake_assets.errors import MetadataError
-from tests.conftest import METADATA
+from lake_assets.factory.partitions import FALLBACK_START
+from tests.conftest import METADATA, EditFn
 
 
 def test_definitions_load_without_spark_or_storage(tmp_path: Path) -> None:
@@ -152,3 +154,23 @@ def test_projection_checks_must_name_columns_the_sql_returns(tmp_path: Path) -> 
     graph = build_definitions(load_catalog(METADATA)).resolve_asset_graph()
     assert dg.AssetCheckKey(dg.AssetKey(["gold", "daily_census"]), "rules") in \
         graph.asset_check_keys
+
+
+def test_partitions_start_on_the_first_arrival_or_the_declared_start_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata_copy: Path, edit_yaml: EditFn
+) -> None:
+    """The partition bar counts days from the lake's first arrival, not from a fixed date; a
+    feed's `start_date` reaches further back; nothing landed yet keeps the early fallback."""
+    def first_day(catalog: Catalog) -> str:
+        graph = build_definitions(catalog).resolve_asset_graph()
+        days = graph.get(dg.AssetKey(["bronze", "lab_results", "lab_results"])).partitions_def
+        assert days is not None
+        return days.get_first_partition_key() or ""
+
+    monkeypatch.setenv("LANDING_ROOT", str(tmp_path / "landing"))
+    assert first_day(load_catalog(metadata_copy)) == FALLBACK_START
+    for feed, day in (("lab_results", "2026-11-27"), ("adt_events", "2026-11-25")):
+        (tmp_path / "landing" / feed / day / "09").mkdir(parents=True)
+    assert first_day(load_catalog(metadata_copy)) == "2026-11-25"
+    edit_yaml("feeds/bed_census.yaml", lambda doc: doc.update(start_date="2026-10-01"))
+    assert first_day(load_catalog(metadata_copy)) == "2026-10-01"

@@ -29,7 +29,7 @@ from lake_assets.factory.run_tags import ATTEMPT_TAG, BATCH_TAG, FEED_TAG
 from lake_assets.factory.sensors import build_feed_sensor
 from lake_assets.storage.landing import LandedArchive
 from lake_assets.storage.manifest import Manifest
-from tests.conftest import METADATA, EditFn, project_instance
+from tests.conftest import DAILY, METADATA, EditFn, project_instance
 
 CATALOG = load_catalog(METADATA)
 QUICK = RetryPolicy(max_attempts=3, backoff=timedelta(milliseconds=1))
@@ -45,7 +45,7 @@ class Feeds:
             (root / "landing" / path).parent.mkdir(parents=True, exist_ok=True)
             (root / "landing" / path).write_bytes(b"x" * 10)
         self.manifest = Manifest(str(root / "manifest"))
-        bronze = build_bronze_assets(feed, source_file="lab_results.yaml")
+        bronze = build_bronze_assets(feed, source_file="lab_results.yaml", daily=DAILY)
         self.sensor = build_feed_sensor(feed, bronze, lambda: self.manifest)
         self.instance = instance
         self.cursor: str | None = None

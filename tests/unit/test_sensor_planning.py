@@ -16,12 +16,13 @@ from lake_assets.factory.bronze import build_bronze_assets
 from lake_assets.factory.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
+    daily_partitions,
     facility_partitions_name,
 )
 from lake_assets.factory.sensors import build_feed_sensor, new_archives
 from lake_assets.storage.landing import LandingPathError, locate, open_landing
 from lake_assets.storage.manifest import Manifest
-from tests.conftest import METADATA, project_instance
+from tests.conftest import DAILY, METADATA, project_instance
 
 CATALOG = load_catalog(METADATA)
 LAB = CATALOG.feed("lab_results")
@@ -41,7 +42,7 @@ def two_archives_sensor(feed: Feed, root: Path, monkeypatch: pytest.MonkeyPatch
     for facility, name in (("FAC00001", "a.zip"), ("FAC00002", "b.zip")):
         land(root, feed.name, "2026-11-20", "08", facility, name, 10)
     monkeypatch.setenv("LANDING_ROOT", str(root))
-    bronze = build_bronze_assets(feed, source_file=f"{feed.name}.yaml")
+    bronze = build_bronze_assets(feed, source_file=f"{feed.name}.yaml", daily=DAILY)
     return build_feed_sensor(feed, bronze, lambda: Manifest(str(root / "_no_manifest")))
 
 
@@ -151,3 +152,26 @@ def test_sensor_waits_while_a_run_of_its_feed_waits_to_start(
     assert waiting.cursor == "earlier"
     [request] = after.run_requests
     assert len(request.run_config["ops"]["bronze__lab_results"]["config"]["archives"]) == 2
+
+
+def test_archives_dated_before_the_partitions_wait_in_open_hours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archive whose arrival date no partition holds is not requested and not forgotten:
+    its hour stays open, so it loads once the partitions reach back to it."""
+    land(tmp_path, "lab_results", "2026-11-18", "08", "FAC00003", "old.zip", 10)
+    monkeypatch.setenv("LANDING_ROOT", str(tmp_path))
+    for facility, name in (("FAC00001", "a.zip"), ("FAC00002", "b.zip")):
+        land(tmp_path, "lab_results", "2026-11-20", "08", facility, name, 10)
+    manifest = Manifest(str(tmp_path / "_no_manifest"))
+    late_start = build_bronze_assets(LAB, source_file="lab_results.yaml",
+                                     daily=daily_partitions("2026-11-20"))
+    with project_instance() as instance:
+        result = build_feed_sensor(LAB, late_start, lambda: manifest)(
+            dg.build_sensor_context(instance=instance))
+    [request] = result.run_requests
+    assert request.partition_key == "2026-11-20"
+    cursor = FeedCursor.parse(result.cursor)
+    assert cursor.wants_hour("2026-11-18/08")
+    found, _ = new_archives(open_landing(str(tmp_path)), LAB, cursor)
+    assert [a.path for a in found] == ["lab_results/2026-11-18/08/FAC00003/old.zip"]
