@@ -6,7 +6,8 @@ Each simulated day lands `--batches` micro-batches of lab results into bronze, o
 through the lake's own writer (files written and committed as a bronze run does, without Spark
 tasks), then merges the day into silver and refreshes the `lab_turnaround` projection, as the
 automation would. The "maintained" lake then runs the upkeep the `lake_maintenance` job runs:
-the day just sealed is compacted, and the logs checkpointed and vacuumed. Per day it reports:
+the day just sealed is compacted, and the logs checkpointed and vacuumed; time-based
+retention is compressed like the days (`compress_retention`). Per day it reports:
 files per table, the time to open bronze with delta-rs and to read a day of it with Spark, the
 silver merge's time and the gold query's time (opens and reads as medians of a few tries).
 Goal: with maintenance, every figure on the last day within 1.5x of the first.
@@ -43,7 +44,7 @@ from lake_assets.storage.batch import ARRIVAL, bronze_row_schema
 from lake_assets.storage.delta import write_batches
 from lake_assets.storage.lake import Lake
 from lake_assets.storage.spark import build_session
-from lake_assets.storage.upkeep import upkeep
+from lake_assets.storage.upkeep import UpkeepSpec, upkeep
 
 FEED, TABLE = "lab_results", "lab_results"
 BRONZE = ("bronze", FEED, TABLE)
@@ -106,6 +107,21 @@ def measure_day(lake: Lake, day: dt.date) -> dict[str, float]:
             "silver_files": silver_files, "open_s": opened, "spark_read_s": spark_read}
 
 
+def compress_retention(lake: Lake, kept: list[UpkeepSpec], *, day_s: float) -> None:
+    """Scale each table's tombstone retention to the soak's compressed days.
+
+    A checkpoint keeps the files a compaction removed for `delta.deletedFileRetentionDuration`
+    of wall time (default a week), so time travel can still read them. In production a week is
+    7 days of compactions and the checkpoint levels off there; a soak day lasting `day_s`
+    seconds would otherwise keep every compaction's tombstones and measure a log no real table
+    has. The retention becomes the same number of simulated days: the table's vacuum retention
+    in days times `day_s`."""
+    for spec in kept:
+        seconds = max(1, round(spec.vacuum_hours / 24 * day_s))
+        DeltaTable(lake.ref(spec.table).uri).alter.set_table_properties(
+            {"delta.deletedFileRetentionDuration": f"interval {seconds} seconds"})
+
+
 def run(work: Path, *, days: int, batches: int, rows: int, maintained: bool) -> list[dict]:
     """Every day of one soak, with or without maintenance; returns the figures per day."""
     spark = build_session(master="local[2]", conf={"spark.ui.enabled": "false"})
@@ -120,6 +136,7 @@ def run(work: Path, *, days: int, batches: int, rows: int, maintained: bool) -> 
     figures = []
     for number in range(-1, days):  # day 0 warms the JVM and workers up; it is not reported
         day = FIRST_DAY + dt.timedelta(days=number + 1)
+        day_began = time.perf_counter()
         for batch in range(batches):
             rows_of_batch = batch_rows(schema, day, batch, rows, rng)
             land_batch(lake, rows_of_batch, f"{day:%Y%m%d}-{batch:07d}")
@@ -132,6 +149,8 @@ def run(work: Path, *, days: int, batches: int, rows: int, maintained: bool) -> 
         if maintained:
             for spec in kept:
                 upkeep(lake, spec, sealed_before=day + dt.timedelta(days=1), tidy=True)
+            if number == -1:
+                compress_retention(lake, kept, day_s=time.perf_counter() - day_began)
         found = {"day": number + 1, **measure_day(lake, day), "merge_s": merged,
                  "gold_s": gold_s}
         console.print(f"{'maintained' if maintained else 'unmaintained'}: {found}", style="dim")

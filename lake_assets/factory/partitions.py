@@ -22,7 +22,6 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-
 @functools.cache
 def daily_partitions(start: str) -> dg.DailyPartitionsDefinition:
     """Days from `start` (YYYY-MM-DD) on, in UTC. end_offset=1: today's partition exists, since
