@@ -133,18 +133,20 @@ def run(
                                     str(drip_rate), "--size-scale", "0.05", "--live", "--quiet",
                                     "--truth", f"{lake_root}/_live_truth.jsonl"], env)
         console.print(f"Logs in {stack.logs}; starting Spark Connect on "
-                      f"sc://127.0.0.1:{connect_port} ...")
-        _wait_up(connect_port, stack, stopping)
+                      f"sc://127.0.0.1:{connect_port} and Dagster ...")
+        # Dagster starts beside Spark Connect (each takes 20-30 s): a run that starts first
+        # waits for the server (`storage.spark`).
         dagster_env = env | {
             "SPARK_REMOTE": f"sc://127.0.0.1:{connect_port}",
             # Alerts of the demo teams arrive in the local inbox instead of failing to leave.
             "LAKE_SMTP_HOST": "127.0.0.1", "LAKE_SMTP_PORT": str(smtp_port),
             "LAKE_PAGERDUTY_URL": f"http://127.0.0.1:{inbox_port}/pagerduty",
             # A small lake: silver and gold follow bronze within a minute, not five.
-            "LAKE_AUTOMATION_INTERVAL_S": os.environ.get("LAKE_AUTOMATION_INTERVAL_S", "30"),
+            "LAKE_AUTOMATION_INTERVAL_S": os.environ.get("LAKE_AUTOMATION_INTERVAL_S", "15"),
         }
         stack.start("dagster", [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml",
                                 "-h", "127.0.0.1", "-p", str(ui_port)], dagster_env)
+        _wait_up(connect_port, stack, stopping)
         _wait_up(ui_port, stack, stopping)
         console.print(f"Dagster UI     http://127.0.0.1:{ui_port}  (sensors on; archives drip "
                       "in every few seconds)")

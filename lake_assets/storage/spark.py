@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,6 +93,10 @@ def _connect(remote: str, settings: Mapping[str, str], app_name: str) -> SparkSe
             found = found.config(key, value)
         return found
 
+    # A server still starting (`lakehouse run` starts Dagster beside it) is waited for.
+    where = urllib.parse.urlsplit(remote.replace("sc://", "http://", 1))
+    wait_for_port(where.port or DEFAULT_CONNECT_PORT, host=where.hostname or "127.0.0.1",
+                  timeout=CONNECT_WAIT_S)
     try:
         return builder(shared_remote(remote)).getOrCreate()
     except Exception as exc:
@@ -101,6 +106,7 @@ def _connect(remote: str, settings: Mapping[str, str], app_name: str) -> SparkSe
 
 
 SHARED_SESSION_SECONDS = 3600
+CONNECT_WAIT_S = 120.0
 SESSION_PARAM = "session_id"
 # The lake's code: its package and the resources folder installed inside it.
 _CODE_PACKAGES = ("lake_assets", "lake_assets.resources")
