@@ -2,16 +2,17 @@
 
 It unzips every archive to a staging folder (libarchive decrypts, two processes), then per feed
 and batch (capped at the feed's `batch.max_archives`, without per-facility batches) reads the
-staged files with Spark's own readers and types them as the metadata declares
-(`benchmarks/peer_read.py`): CSV and pipe-delimited files with a schema and the feed's formats,
-XML with `rowTag` and a nested schema, HL7 read whole and split into the same fields by a Python
-UDF over the project's HL7 field parser. Rows that fail typing, leave a required column empty or
-hold a date before the floor are counted and dropped (not quarantined: the peer keeps no bad
-rows). Executors write the good rows as Parquet through the project's Delta file writer
-(`mapInArrow` over `TableWriter`), and the driver commits each table's files once per batch.
-The peer runs no row checks, no lineage beyond the source file, no manifest; it skips a re-sent
-archive (the bytes of one before it) as ours does. After the clock stops, the rows of every
-table are counted per archive and compared with the simulator's truth, as ours are.
+staged files with Spark's own readers and types them as the metadata declares: CSV and
+pipe-delimited files with a schema and the feed's formats, XML with `rowTag` and a nested schema
+(`benchmarks/peer_read.py`), HL7 read whole and split into the same fields by a Python UDF over
+the project's HL7 field parser (`benchmarks/peer_hl7.py`). Rows that fail typing, leave a
+required column empty or hold a date before the floor are counted and dropped (not
+quarantined: the peer keeps no bad rows). Executors write the good rows as Parquet through the
+project's Delta file writer (`mapInArrow` over `TableWriter`), and the driver commits each
+table's files once per batch. The peer runs no row checks, keeps no lineage beyond the source
+file and no manifest; it skips a re-sent archive (the bytes of one before it) as ours does.
+After the clock stops, the rows of every table are counted per archive and compared with the
+simulator's truth, as ours are.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from benchmarks.memory import MemoryPeaks, MemorySampler
-from benchmarks.peer_read import BAD, SOURCE, TABLE, read_feed
+from benchmarks.peer_hl7 import read_hl7
+from benchmarks.peer_read import BAD, SOURCE, TABLE, read_delimited, read_xml
 from benchmarks.seed_slice import Slice
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.models import Feed
@@ -116,7 +118,7 @@ def _load(spark: SparkSession, feed: Feed, folder: Path, lake: Path,
           dropped: dict[str, int]) -> None:
     """One batch: read and type on the executors, which write every table's files; then one
     commit per table on the driver."""
-    frame = read_feed(spark, feed, str(folder))
+    frame = _read(spark, feed, str(folder))
     plans = {}
     for table in feed.tables:
         fields = [(c.name, arrow_type(c)) for c in table.columns]
@@ -131,6 +133,17 @@ def _load(spark: SparkSession, feed: Feed, folder: Path, lake: Path,
             commit_files(plan, files[name])
         key = f"{feed.name}/{name}"
         dropped[key] = dropped.get(key, 0) + bad.get(name, 0)
+
+
+def _read(spark: SparkSession, feed: Feed, folder: str) -> DataFrame:
+    """Every row of every table of `feed` in the staged `folder`, typed and tagged."""
+    reader = spark.read.option("pathGlobFilter", feed.format.member_pattern)
+    kind = feed.format.kind
+    if kind in ("csv", "delimited"):
+        return read_delimited(reader, feed, folder)
+    if kind == "xml":
+        return read_xml(reader, feed, folder)
+    return read_hl7(reader, feed, folder)
 
 
 def _write(frame: DataFrame, specs: dict[str, WriteSpec]
