@@ -70,7 +70,8 @@ def run_metrics(
         "jvm_peak_rss_mb": round(ours.memory.jvm_mb),
         **_cpu(ours.memory),
         "verified": ours.archives == data.archives and ours.rows == data.rows
-        and ours.failed_runs == 0 and floor.rows == data.rows,
+        and ours.failed_runs == 0 and floor.rows == data.rows and peer.verified,
+        "peer_verified": peer.verified,
         "slice": data.summary(),
         "pipeline": {
             "runs": ours.runs, "failed_runs": ours.failed_runs, "ticks": ours.ticks,
@@ -91,7 +92,9 @@ def run_metrics(
                      peer.memory.workers_mb),
             **_cpu(peer.memory), "staging_seconds": round(peer.staging_seconds, 1),
             "feed_seconds": {k: round(v, 1) for k, v in peer.feed_seconds.items()},
-            "rows_written": peer.rows, "spark": stages.get("peer", {}),
+            "rows_written": peer.rows, "rows_dropped": peer.dropped_rows,
+            "verified": peer.verified, "mismatches": peer.mismatches,
+            "spark": stages.get("peer", {}),
         },
     }
 
@@ -141,9 +144,21 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         console.print(_mix_table(encryption, run["slice"]))
         console.print(_phase_table(encryption, run))
         console.print(_feed_table(encryption, run))
+        _print_peer_check(console, encryption, run["peer"])
     if "latency" in report:
         console.print(_latency_table(report["latency"]))
     console.print(_target_table(report))
+
+
+def _print_peer_check(console: Console, encryption: str, peer: dict[str, Any]) -> None:
+    """Whether the peer's tables hold the truth's rows, archive by archive; loud when not."""
+    if peer["verified"]:
+        console.print(f"peer ({encryption}): every table holds the truth's rows, per archive")
+        return
+    console.print(f"[bold red]peer ({encryption}) NOT VERIFIED: its tables differ from the "
+                  "truth; its figures do not count[/]")
+    for line in peer["mismatches"]:
+        console.print(f"[red]  {line}[/]")
 
 
 def _mix_table(encryption: str, data: dict[str, Any]) -> Table:
