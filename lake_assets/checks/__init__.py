@@ -22,10 +22,11 @@ Public API (stable; the bronze asset calls the first four on its executors and d
         Counts by rule and by check, at most SAMPLE_SIZE masked sample values per rule (a
         PHI-tagged column shows `***`, never its value), failing rows per facility (top 20).
 
-    tally_frame(df: DataFrame, rules: TableRules) -> CheckTally
+    tally_frame(df: DataFrame, rules: TableRules, *, unique_by=()) -> CheckTally
         One Spark action over data already written or about to merge: evaluate_rows per Arrow
         batch on the executors (mapInArrow), one JSON row per task; uniqueness over the whole
-        frame by a group-by count in the same action.
+        frame by a group-by count in the same action, except rules over all the `unique_by`
+        columns `df` is known to hold one row per.
 
     find_conflicts(changes, stored, rule) -> Conflicts
         Records sharing their identity (keys, plus sequence_by for scd) with a record of other

@@ -10,7 +10,7 @@ Pure functions of the DataFrames they are given: no session is created here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import reduce
 
@@ -33,14 +33,21 @@ _NEW = "_lake_new"
 _ARCHIVE = "_lake_archives"
 
 
-def tally_frame(df: DataFrame, rules: TableRules) -> CheckTally:
+def tally_frame(df: DataFrame, rules: TableRules, *, unique_by: Sequence[str] = ()
+                ) -> CheckTally:
     """What `rules` find in `df`: one read of its rows for every row rule, plus one shuffle per
-    uniqueness rule (judged over all of `df`), collected by one Spark action."""
+    uniqueness rule (judged over all of `df`), collected by one Spark action.
+
+    `unique_by` are columns `df` already holds one row per (nulls equal): a uniqueness rule
+    over all of them cannot find a repeat, so it is not evaluated.
+    """
     wanted = [*rules.columns, rules.facility_column]
     present = [c for c in dict.fromkeys(wanted) if c in df.columns]
     row_rules = rules.without_uniqueness()
     parts = [df.select(*present).mapInArrow(_row_pass(row_rules), TALLY_SCHEMA)]
     for rule in rules.uniqueness:
+        if unique_by and set(unique_by) <= set(rule.columns):
+            continue
         if all(c in df.columns for c in rule.columns):
             parts.append(_duplicates(df, rule))
     # Bounded: one tally row per task of each part, never data rows.

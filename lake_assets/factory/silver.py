@@ -170,9 +170,8 @@ def update_silver(lake: Lake, source: SilverSource, *, date: str) -> SilverDay:
     if bronze is None:
         return SilverDay({"rows_read": 0, "note": "no bronze table holds this table yet"},
                          DayChecks())
-    counts = daily_counts(bronze, date_column=ARRIVAL, first=first, last=day) if row_count \
-        else {}
-    arrived = bronze.where(F.col(ARRIVAL) == F.lit(day))
+    counts = _daily_counts(lake, bronze, first=first, last=day) if row_count else {}
+    arrived = bronze.rows.where(F.col(ARRIVAL) == F.lit(day))
     typed = typed_changes(arrived, table, key=get_secret(HMAC_SECRET), reference_year=day.year)
     cached = [typed.persist(StorageLevel.MEMORY_AND_DISK)]
     changes = latest(typed, table)
@@ -210,18 +209,46 @@ def _merge(lake: Lake, table: Table, changes: DataFrame, *, new_deletes: bool
     return result.as_metadata()
 
 
+@dataclass(frozen=True)
+class _Bronze:
+    """The rows that arrived in a window, and the bronze table versions they were read at."""
+
+    rows: DataFrame
+    versions: dict[tuple[str, ...], int]
+
+
 def _arrivals(lake: Lake, source: SilverSource, *, first: dt.date, last: dt.date
-              ) -> DataFrame | None:
+              ) -> _Bronze | None:
     """The rows that arrived from `first` to `last` in every existing bronze table of the
     source."""
-    paths = [["bronze", f.name, source.name] for f in source.feeds]
-    frames = [lake.read(path) for path in paths if lake.exists(path)]
-    if not frames:
+    paths = [("bronze", f.name, source.name) for f in source.feeds]
+    versions = {path: lake.version(path) for path in paths if lake.exists(path)}
+    if not versions:
         return None
+    frames = [lake.read(path, version=version) for path, version in versions.items()]
     # Column functions need the session that lake.read started; build them only now.
     days = F.col(ARRIVAL).between(F.lit(first), F.lit(last))
     frames = [frame.where(days) for frame in frames]
-    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    rows = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    return _Bronze(rows, versions)
+
+
+def _daily_counts(lake: Lake, bronze: _Bronze, *, first: dt.date, last: dt.date
+                  ) -> dict[dt.date, int]:
+    """Bronze rows per arrival date from `first` to `last`, days without rows absent.
+
+    Bronze is partitioned by arrival date, so the files' statistics at the versions read
+    answer without a Spark job; a table they cannot answer for is counted by Spark.
+    """
+    counts: dict[dt.date, int] = {}
+    for path, version in bronze.versions.items():
+        rows = lake.rows_by_partition(path, column=ARRIVAL, version=version)
+        if rows is None:
+            return daily_counts(bronze.rows, date_column=ARRIVAL, first=first, last=last)
+        for day, count in rows.items():
+            if day is not None and first <= day <= last:
+                counts[day] = counts.get(day, 0) + count
+    return {day: count for day, count in counts.items() if count}
 
 
 def _keep_deletes(lake: Lake, changes: DataFrame, table: Table, *,

@@ -27,6 +27,7 @@ from lake_assets.checks import (
     tally_frame,
 )
 from lake_assets.factory.checks import check_results, reference_result, row_count_result
+from lake_assets.ingest.cdc import change_keys
 from lake_assets.storage.lake import Lake
 
 
@@ -67,7 +68,8 @@ def check_changes(
     `counts` are the bronze rows per arrival date that the row-count check judges.
     """
     rules = compile_rules(table, layer="silver")
-    tally = tally_frame(changes, rules)
+    # `changes` hold one row per `change_keys`: keys.unique, over them and more, finds none.
+    tally = tally_frame(changes, rules, unique_by=change_keys(table))
     held_back = None
     if rules.conflict is not None and typed is not None:
         path = ["silver", table.name]

@@ -58,6 +58,11 @@ def merge_sequence(table: Table) -> str:
     return table.sequence_by or merge_keys(table)[0]
 
 
+def change_keys(table: Table) -> tuple[str, ...]:
+    """What `latest` keeps one row per: the keys, and for SCD2 `sequence_by` too."""
+    return (*merge_keys(table), *((table.sequence_by,) if table.cdc == "scd2" else ()))
+
+
 def delete_keys(table: Table) -> list[str]:
     """What identifies a stored delete event: the keys and `sequence_by`."""
     return [*merge_keys(table), *([table.sequence_by] if table.sequence_by else [])]
@@ -88,8 +93,7 @@ def latest(changes: DataFrame, table: Table) -> DataFrame:
     struct: the greatest `SEQUENCE` wins, that is the latest `sequence_by`, a delete before an
     update, then the latest ingestion, archive and member."""
     sequenced = changes.withColumn(SEQUENCE, _sequence(table))
-    group = [*merge_keys(table), *([table.sequence_by] if table.cdc == "scd2" else [])]
-    order = Window.partitionBy(*group).orderBy(F.col(SEQUENCE).desc())
+    order = Window.partitionBy(*change_keys(table)).orderBy(F.col(SEQUENCE).desc())
     ranked = sequenced.withColumn("_lake_rank", F.row_number().over(order))
     ranked = ranked.where(F.col("_lake_rank") == 1).drop("_lake_rank")
     return ranked if table.cdc == "scd1" else ranked.drop(SEQUENCE)

@@ -148,6 +148,17 @@ class Lake:
         `partition_column` when given)."""
         return delta.table_stats(self.ref(table), partition_column=partition_column)
 
+    def rows_by_partition(self, table: TableName, *, column: str, version: int | None = None
+                          ) -> dict[Any, int] | None:
+        """Rows of `table` per value of its partition column `column`, from file statistics;
+        None when they cannot tell (see `delta.rows_by_partition`)."""
+        pinned = self._pinned(table)
+        if pinned is not None:
+            upstream, pin = pinned
+            return delta.rows_by_partition(upstream.ref(_name(table)), column=column,
+                                           version=pin if version is None else version)
+        return delta.rows_by_partition(self.ref(table), column=column, version=version)
+
     def count_rows(self, table: TableName, where: delta.PredicateSpec = None) -> delta.RowCounts:
         """Rows of `table`, all and those matching `where`, from one snapshot's statistics."""
         return delta.count_rows(self.ref(table), where)

@@ -30,6 +30,7 @@ from lake_assets.storage.delta._maintenance import (
     count_rows,
     history,
     optimize,
+    rows_by_partition,
     table_stats,
     vacuum,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "read",
     "register",
     "root_for",
+    "rows_by_partition",
     "storage_options",
     "table_exists",
     "table_stats",

@@ -106,6 +106,21 @@ def count_rows(ref: TableRef, where: PredicateSpec = None) -> RowCounts:
     return RowCounts(delta.version(), total, matching, delta.schema().to_json())
 
 
+def rows_by_partition(ref: TableRef, *, column: str, version: int | None = None
+                      ) -> dict[Any, int] | None:
+    """Rows of `ref` per value of its partition column `column` (typed values), at `version`
+    (latest by default), from the files' statistics alone. None when `column` does not
+    partition the table or a file has no row count, so the caller must count the rows."""
+    delta = open_table(ref.uri, options=ref.options, table=ref.name, version=version)
+    rows: dict[Any, int] = {}
+    for entry in list_files(delta):
+        if column not in entry.partition_values or entry.num_records is None:
+            return None
+        value = entry.partition_values[column]
+        rows[value] = rows.get(value, 0) + entry.num_records
+    return rows
+
+
 def _plus(total: int | None, more: int | None) -> int | None:
     """A sum that is unknown once one part is."""
     return None if total is None or more is None else total + more
