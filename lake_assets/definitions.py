@@ -36,25 +36,24 @@ def partitions_start(catalog: Catalog) -> str:
     `start_date` looked up as the oldest date folder under its landing prefix. The product never
     removes archives from the landing zone; where something else prunes it, feeds declare
     `start_date`, or days already loaded would leave the partitions. A landing zone that cannot
-    be listed (storage down at load) falls back to `FALLBACK_START`."""
+    be listed (storage down at load) gives `FALLBACK_START` to every feed without `start_date`."""
     try:
         zone = open_landing(landing_root())
         return lake_start(catalog.feeds, lambda feed: next(iter(zone.dates(feed)), None))
     except Exception as error:
-        _log.warning("landing zone not listed (%s); daily partitions start on %s",
-                     type(error).__name__, FALLBACK_START)
-        return min([FALLBACK_START, *(f.start_date.isoformat() for f in catalog.feeds
-                                      if f.start_date)])
+        _log.warning("landing zone not listed (%s: %s); feeds without start_date start their "
+                     "partitions on %s", type(error).__name__, error, FALLBACK_START)
+        return lake_start(catalog.feeds, lambda _: FALLBACK_START)
 
 
-def build_definitions(catalog: Catalog, *, start: str | None = None) -> dg.Definitions:
+def build_definitions(catalog: Catalog) -> dg.Definitions:
     """Bronze, silver and gold assets with their checks; an arrival sensor per feed (which
     also retries and dead-letters failed batches), the automation sensor that updates silver
     and gold when their inputs land, the sensor failing runs whose process died, the facility
     silence checks and their schedule, table maintenance and its schedules, the alert router,
-    and shared resources. Daily partitions start on `start` (default: `partitions_start`)."""
+    and shared resources. Daily partitions start on `partitions_start`."""
     lake = DeltaLake(spark=SparkResource())
-    daily = daily_partitions(start or partitions_start(catalog))
+    daily = daily_partitions(partitions_start(catalog))
     bronze = {
         feed.name: build_bronze_assets(feed, source_file=catalog.file_of("feed", feed.name),
                                        daily=daily)

@@ -138,7 +138,7 @@ def build_feed_sensor(
             run_requests=requests,
             dynamic_partitions_requests=facilities.requests,
             asset_events=_backlog(cursor, recovery, keys,
-                                  waiting=sum(len(b.archives) for b in left)),
+                                  waiting=sum(len(b.archives) for b in left) + len(early)),
             cursor=cursor.serialize(),
         )
 
