@@ -37,10 +37,10 @@ from rich.table import Table
 
 from benchmarks import PROJECT_ROOT
 from benchmarks.definitions_scale import generate
+from lake_assets.instance_storage import DAGSTER_PROCESS_ENV
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 LOAD_TIMEOUT_S = 900
-GRPC_BYTES = 1 << 30
 QUERIES = {
     "catalog": """{ assetNodes { id assetKey { path } groupName kinds description
                     isPartitioned hasAssetChecks } }""",
@@ -95,15 +95,13 @@ def measure(feeds: int, tables: int, tries: int) -> dict[str, Any]:
     try:
         generate(work / "metadata", feeds=feeds, tables=tables)
         (work / "home").mkdir()
-        # Dagster's default (180 s) is shorter than a 10,000-asset load on 2 cores.
-        (work / "home" / "dagster.yaml").write_text(
-            "telemetry:\n  enabled: false\ncode_servers:\n  local_startup_timeout: 900\n")
+        # The shipped settings: its code-server startup timeout, and the gRPC limits every
+        # Dagster process the project starts runs with.
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", work / "home" / "dagster.yaml")
         port = free_port()
-        env = dict(os.environ, LAKE_METADATA=str(work / "metadata"),
-                   DAGSTER_HOME=str(work / "home"), LANDING_ROOT=str(work / "landing"),
-                   # The repository snapshot of 10,000 assets outgrows gRPC's 100 MB default.
-                   DAGSTER_GRPC_MAX_RX_BYTES=str(GRPC_BYTES),
-                   DAGSTER_GRPC_MAX_SEND_BYTES=str(GRPC_BYTES))
+        env = DAGSTER_PROCESS_ENV | dict(
+            os.environ, LAKE_METADATA=str(work / "metadata"), DAGSTER_HOME=str(work / "home"),
+            LANDING_ROOT=str(work / "landing"))
         began = time.monotonic()
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml",

@@ -49,6 +49,13 @@ from lake_assets.errors import InstanceStorageError
 _OPEN_RUN_SHARDS = 16
 
 
+# Dagster caps each gRPC message between its code server, webserver and daemon at 100 MB. The
+# repository snapshot of a 10,000-asset code location is larger (`benchmarks.ui_scale`), and the
+# location then fails to load. Every Dagster process the project starts runs with this instead.
+DAGSTER_PROCESS_ENV = {"DAGSTER_GRPC_MAX_RX_BYTES": str(1 << 30),
+                       "DAGSTER_GRPC_MAX_SEND_BYTES": str(1 << 30)}
+
+
 def _engine(conn_string: str) -> sa.Engine:
     """An engine that keeps its connections open between uses.
 

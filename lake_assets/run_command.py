@@ -136,7 +136,10 @@ def run(
                       f"sc://127.0.0.1:{connect_port} and Dagster ...")
         # Dagster starts beside Spark Connect (each takes 20-30 s): a run that starts first
         # waits for the server (`storage.spark`).
-        dagster_env = env | {
+        # Imports Dagster (3 s), so only once the other services are starting.
+        from lake_assets.instance_storage import DAGSTER_PROCESS_ENV
+
+        dagster_env = DAGSTER_PROCESS_ENV | env | {
             "SPARK_REMOTE": f"sc://127.0.0.1:{connect_port}",
             # Alerts of the demo teams arrive in the local inbox instead of failing to leave.
             "LAKE_SMTP_HOST": "127.0.0.1", "LAKE_SMTP_PORT": str(smtp_port),
