@@ -7,6 +7,11 @@ check and quarantine, exactly what a Spark task does minus writing Parquet. Two 
 processes stand for Spark's two cores; the pool is started and warmed before the clock starts.
 So the floor leaves out only orchestration (Dagster, Spark scheduling) and the writes and
 commits. Its driver memory is this Python process alone.
+
+With `writes=True` each task also writes the Parquet files a Spark task writes (bronze and
+quarantine, partitioned by arrival date) into a temporary folder, never committed: the floor
+less orchestration and commits only, which splits the pipeline's distance from the floor into
+writing and orchestration.
 """
 
 from __future__ import annotations
@@ -62,17 +67,20 @@ def _tasks(data: Slice, processes: int) -> list[tuple[str, tuple[BatchArchive, .
     return sorted(tasks, key=lambda t: -sum(t[1][i].size for i in t[2]))
 
 
-def run_floor(data: Slice, *, processes: int = 2) -> FloorResult:
-    """Run every task of `data` with `processes` workers; largest tasks go first."""
+def run_floor(data: Slice, *, processes: int = 2, writes: bool = False) -> FloorResult:
+    """Run every task of `data` with `processes` workers; largest tasks go first. `writes`:
+    tasks also write their Parquet files (see the module docstring)."""
     tasks = _tasks(data, processes)
     context = multiprocessing.get_context("spawn")
     root = str(data.landing)
     with tempfile.TemporaryDirectory(prefix="floor-quarantine-") as held, \
+            tempfile.TemporaryDirectory(prefix="floor-files-") as files, \
             ProcessPoolExecutor(processes, mp_context=context, initializer=_load_feeds) as pool:
         list(pool.map(_warm, range(processes * 2)))
+        into = [files if writes else None] * len(tasks)
         with MemorySampler(include_jvm=False) as sampler:
             started = time.monotonic()
-            counts = list(pool.map(_read, [root] * len(tasks), [held] * len(tasks),
+            counts = list(pool.map(_read, [root] * len(tasks), [held] * len(tasks), into,
                                    *zip(*tasks, strict=True)))
             seconds = time.monotonic() - started
     by_feed: dict[str, float] = {}
@@ -100,14 +108,14 @@ def _warm(_: int) -> int:
     return len(_FEEDS)
 
 
-def _read(root: str, held: str, feed_name: str, batch: tuple[BatchArchive, ...],
-          share: list[int]) -> tuple[int, int, int, float]:
+def _read(root: str, held: str, files: str | None, feed_name: str,
+          batch: tuple[BatchArchive, ...], share: list[int]) -> tuple[int, int, int, float]:
     started = time.process_time()
     feed, password = _FEEDS[feed_name]
     spec = BatchSpec(feed=feed, batch_id="floor", archives=batch, landing_root=root,
                      quarantine_root=held, password=password,
                      ingested_at=dt.datetime.now(dt.UTC))
-    summaries = read_without_writing(spec, share)
+    summaries = read_without_writing(spec, share, files_under=files)
     spent = time.process_time() - started
     return (sum(a["members"] or 0 for a in summaries), sum(a["rows"] for a in summaries),
             sum(a["status"] == "quarantined" for a in summaries), spent)

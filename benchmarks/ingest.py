@@ -8,6 +8,9 @@ of a peak hour (3,500 zips, 700,000 data files) times `--scale`, then times:
 
 - the floor: the pipeline's executor code (`storage.batch.read_without_writing`) over the
   same batches and tasks, two processes, no Spark and no writes (`benchmarks/floor.py`);
+- the floor with writes: the same, also writing every Parquet file a task writes (no commits):
+  ours less orchestration and commits, so the distance from the floor splits into writing and
+  the rest;
 - ours: feed sensors on a Dagster instance, every requested run in process, Spark `local[2]`,
   from the first tick to the last manifest commit. Each attempt follows an untimed warm-up
   pass over a few archives, so the figure is steady state: JVM, Python workers and imports
@@ -22,8 +25,9 @@ Ours runs in this process and the peer in a child process, each on a Spark sessi
 project's defaults (1 GB driver heap), so each is measured over its own process tree.
 
 Each phase is timed `--repeat` times (default 3) and the median run is kept. The phases take
-turns, round by round (floor, ours, peer, then again), because the shared 2-core machine has
-slow spells that no process on it can see: the same code took 19 s and 32 s within the hour.
+turns, round by round (floor, floor with writes, ours, peer, then again), because the shared
+2-core machine has slow spells that no process on it can see: the same code took 19 s and 32 s
+within the hour.
 Taking turns spreads a slow spell over every phase, so the ratios hold even when the seconds
 do not. Before each attempt it waits (up to 5 minutes) for the machine's other tenants to go
 idle, and records how much CPU they took meanwhile (`other_tenants_cpu_share`); an attempt they
@@ -185,12 +189,14 @@ def _one_run(
 
     kept, attempts = _in_rounds(encryption, {
         "floor": Phase(lambda: run_floor(data), lambda found: found),
+        "floor_writes": Phase(lambda: run_floor(data, writes=True), lambda found: found),
         "ours": Phase(ours, lambda found: found[0]),
         "peer": Phase(peer, lambda found: found[0]),
     }, repeat)
     (mine, mine_stages), (theirs, peer_stages) = kept["ours"], kept["peer"]
     metrics = run_metrics(data, kept["floor"], mine, theirs,
-                          {"pipeline": mine_stages, "peer": peer_stages})
+                          {"pipeline": mine_stages, "peer": peer_stages},
+                          floor_writes=kept["floor_writes"])
     metrics["attempts"] = attempts
     metrics["warmup_seconds"] = warm
     metrics["targets"] = targets(metrics)

@@ -49,9 +49,9 @@ def _cpu(memory: MemoryPeaks) -> dict[str, float]:
 
 def run_metrics(
     data: Slice, floor: FloorResult, ours: PipelineResult, peer: PeerResult,
-    stages: dict[str, dict],
+    stages: dict[str, dict], *, floor_writes: FloorResult,
 ) -> dict[str, Any]:
-    """One encryption's metrics: ours at the top level, floor and peer beside it."""
+    """One encryption's metrics: ours at the top level, the floors and the peer beside it."""
     mine = _phase(ours.seconds, data, ours.rows, ours.memory.driver_mb, ours.memory.workers_mb)
     peak_hour = max(PEAK_FILES / max(mine["data_files_per_s"], 1e-9),
                     PEAK_ZIPS / max(mine["zips_per_s"], 1e-9))
@@ -84,9 +84,10 @@ def run_metrics(
             "archives_committed": ours.archives, "rows_committed": ours.rows,
             "quarantined": ours.quarantined, "spark": stages.get("pipeline", {}),
         },
-        "floor": {**_phase(floor.seconds, data, floor.rows, floor.memory.driver_mb,
-                           floor.memory.workers_mb), "processes": 2, **_cpu(floor.memory),
-                  "feed_cpu_s": {k: round(v, 1) for k, v in sorted(floor.feed_cpu_s.items())}},
+        "floor": _floor(data, floor),
+        "floor_writes": _floor(data, floor_writes),
+        "ratio_to_floor_writes": round(floor_writes.seconds / ours.seconds, 3)
+        if ours.seconds else 0.0,
         "peer": {
             **_phase(peer.seconds, data, sum(peer.rows.values()), peer.memory.driver_mb,
                      peer.memory.workers_mb),
@@ -97,6 +98,12 @@ def run_metrics(
             "spark": stages.get("peer", {}),
         },
     }
+
+
+def _floor(data: Slice, floor: FloorResult) -> dict[str, Any]:
+    return {**_phase(floor.seconds, data, floor.rows, floor.memory.driver_mb,
+                     floor.memory.workers_mb), "processes": 2, **_cpu(floor.memory),
+            "feed_cpu_s": {k: round(v, 1) for k, v in sorted(floor.feed_cpu_s.items())}}
 
 
 def latency_metrics(result: LatencyResult) -> dict[str, Any]:
@@ -182,6 +189,7 @@ def _phase_table(encryption: str, run: dict[str, Any]) -> Table:
                   title=f"throughput ({encryption}): the median of the runs counted; others' CPU "
                         "= share of the machine used by other tenants meanwhile")
     phases = {"floor": ("floor (2 procs, no writes)", run["floor"]),
+              "floor_writes": ("floor + writes (no commits)", run["floor_writes"]),
               "ours": ("ours (sensors + runs)", run),
               "peer": ("peer (unzip + spark.read)", run["peer"])}
     for key, (name, phase) in phases.items():

@@ -131,9 +131,9 @@ def running_trino(lake: Lake, catalog: Catalog, folder: Path, *, port: int = 808
     server = TrinoServer(port, folder)
     try:
         _wait(server, process, timeout)
-        _wait_for_a_node(server, process, timeout)
         _register(server, {name: lake.ref(governed_tables(catalog)[name]).uri
                            for name in columns})
+        _wait_for_a_node(server, process, timeout, scan=next(iter(columns), None))
         yield server
     finally:
         if process.poll() is None:
@@ -159,17 +159,25 @@ def _wait(server: TrinoServer, process: subprocess.Popen, timeout: float) -> Non
                      f"{server.folder / 'trino.log'}")
 
 
-def _wait_for_a_node(server: TrinoServer, process: subprocess.Popen, timeout: float) -> None:
-    """Wait until the coordinator has announced itself as a worker: `/v1/info` stops saying
-    `starting` a moment before that, and a query in between fails with NO_NODES_AVAILABLE."""
+def _wait_for_a_node(server: TrinoServer, process: subprocess.Popen, timeout: float, *,
+                     scan: str | None) -> None:
+    """Wait until the coordinator schedules work on itself as a worker of catalog `lake`:
+    `/v1/info` stops saying `starting`, and metadata statements and `SELECT 1` succeed, a
+    moment before that; a table scan in between fails with NO_NODES_AVAILABLE. `scan` names
+    a registered table (`layer.table`) to probe with; None probes with `SELECT 1`."""
     import trino
 
     deadline = time.monotonic() + timeout
     cursor = trino.dbapi.connect(host="127.0.0.1", port=server.port,
                                  user=SERVICE_USER).cursor()
+    probe = "SELECT 1"
+    if scan is not None:
+        layer, table = scan.split(".", 1)
+        name = exp.table_(table, db=layer, catalog="lake", quoted=True).sql("trino")
+        probe = f"SELECT count(*) FROM {name}"
     while True:
         try:
-            cursor.execute("SELECT 1")
+            cursor.execute(probe)
             cursor.fetchall()
             return
         except trino.exceptions.TrinoQueryError as error:

@@ -122,15 +122,20 @@ def load_batch(
     return _outcome(rows)
 
 
-def read_without_writing(spec: BatchSpec, share: Sequence[int]) -> list[dict]:
-    """What one task of `load_batch` does for the archives `share` indexes, with no Spark and
-    no writes: fetch, decrypt, parse, conform, check and quarantine, in the same groups. The
-    ingest benchmark's floor runs this; it returns each archive's manifest summary."""
-    outputs = {(layer, t.name): WriteSpec(uri="", table=t.name, schema=schema)
+def read_without_writing(spec: BatchSpec, share: Sequence[int], *, files_under: str | None = None
+                         ) -> list[dict]:
+    """What one task of `load_batch` does for the archives `share` indexes, with no Spark:
+    fetch, decrypt, parse, conform, check and quarantine, in the same groups. With
+    `files_under`, it also writes the Parquet files a task writes (`<layer>/<table>` below it,
+    partitioned by arrival date), never committed; without, nothing is written. The ingest
+    benchmark's floors run this; it returns each archive's manifest summary."""
+    outputs = {(layer, t.name): WriteSpec(uri=f"{files_under}/{layer}/{t.name}" if files_under
+                                          else "", table=t.name, schema=schema,
+                                          partition_by=(ARRIVAL,))
                for t in spec.feed.tables
                for layer, schema in (("bronze", bronze_row_schema(spec.feed, t.name)),
                                      ("quarantine", quarantine_row_schema()))}
-    sink = _Sink(spec.feed, outputs, write=False)
+    sink = _Sink(spec.feed, outputs, write=files_under is not None)
     loaded = _load_archives(spec, [spec.archives[i] for i in share], sink)
     sink.close()
     return [one.summary(sink.held) for one in loaded]
