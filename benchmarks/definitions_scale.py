@@ -168,7 +168,6 @@ def measure_floor(feeds: int, tables: int, checks: dict[str, int]) -> dict[str, 
             def _bronze():  # type: ignore[no-untyped-def]
                 ...  # no return type: Dagster would read it as the op's outputs
 
-
             assets.append(_bronze)
             for t, upstream in enumerate(bronze):
                 key = dg.AssetKey(["silver", f"feed_{f:04d}_t{t:02d}"])
@@ -229,7 +228,7 @@ def _load_in_child(metadata: Path, out: Path, *, feeds: int, tables: int) -> dic
 def report(results: list[dict[str, Any]]) -> None:
     """Print one table: a row per size, a column per phase."""
     table = Table(title="definitions load from a cold process (seconds; RSS in MB)")
-    for name in ("feeds x tables", "assets", "checks", *PHASES, "total", "peak RSS"):
+    for name in ("size (feeds x tables)", "assets", "checks", *PHASES, "total", "peak RSS"):
         table.add_column(name, justify="right")
     for r in results:
         phases = [f"{r['phases_s'][p]:.2f}" for p in PHASES]
@@ -243,11 +242,10 @@ def report(results: list[dict[str, Any]]) -> None:
                       f"{floor['peak_rss_mb']:.0f}", style="dim")
     console.print(table)
     grown = Table(title="RSS each phase added (MB)")
-    for name in ("feeds x tables", *PHASES):
+    for name in ("size (feeds x tables)", *PHASES):
         grown.add_column(name, justify="right")
     for r in results:
-        grown.add_row(r["size"],
-                      *[f"{r['rss_grown_mb'][p]:.0f}" for p in PHASES])
+        grown.add_row(r["size"], *[f"{r['rss_grown_mb'][p]:.0f}" for p in PHASES])
     console.print(grown)
 
 

@@ -2,7 +2,7 @@
 
 Each feed's archives are cut into batches as its sensor cuts them (`batch.max_archives`), and
 each batch is dealt into tasks as `load_batch` deals it; every task runs
-`storage.batch.read_without_writing`: fetch, decrypt, parse in the same read groups, conform,
+`storage.batch.task_without_spark`: fetch, decrypt, parse in the same read groups, conform,
 check and quarantine, exactly what a Spark task does minus writing Parquet. Two worker
 processes stand for Spark's two cores; the pool is started and warmed before the clock starts.
 So the floor leaves out only orchestration (Dagster, Spark scheduling) and the writes and
@@ -28,7 +28,7 @@ from benchmarks.seed_slice import Slice
 from lake_assets.catalog.catalog import Catalog
 from lake_assets.catalog.loader import load_catalog, metadata_root
 from lake_assets.catalog.models import Feed
-from lake_assets.storage.batch import BatchArchive, BatchSpec, deal, read_without_writing
+from lake_assets.storage.batch import BatchArchive, BatchSpec, deal, task_without_spark
 from lake_assets.storage.landing import locate
 from lake_assets.storage.secrets import get_secret
 
@@ -115,7 +115,7 @@ def _read(root: str, held: str, files: str | None, feed_name: str,
     spec = BatchSpec(feed=feed, batch_id="floor", archives=batch, landing_root=root,
                      quarantine_root=held, password=password,
                      ingested_at=dt.datetime.now(dt.UTC))
-    summaries = read_without_writing(spec, share, files_under=files)
+    summaries = task_without_spark(spec, share, files_under=files)
     spent = time.process_time() - started
     return (sum(a["members"] or 0 for a in summaries), sum(a["rows"] for a in summaries),
             sum(a["status"] == "quarantined" for a in summaries), spent)

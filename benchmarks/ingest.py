@@ -6,7 +6,7 @@
 Per encryption (both, AES first, unless `--encryption` names one) it lands a seed-shaped slice
 of a peak hour (3,500 zips, 700,000 data files) times `--scale`, then times:
 
-- the floor: the pipeline's executor code (`storage.batch.read_without_writing`) over the
+- the floor: the pipeline's executor code (`storage.batch.task_without_spark`) over the
   same batches and tasks, two processes, no Spark and no writes (`benchmarks/floor.py`);
 - the floor with writes: the same, also writing every Parquet file a task writes (no commits):
   ours less orchestration and commits, so the distance from the floor splits into writing and

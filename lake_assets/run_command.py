@@ -136,7 +136,7 @@ def run(
                       f"sc://127.0.0.1:{connect_port} and Dagster ...")
         # Dagster starts beside Spark Connect (each takes 20-30 s): a run that starts first
         # waits for the server (`storage.spark`).
-        # Imports Dagster (3 s), so only once the other services are starting.
+        # Imports Dagster (1-3 s), so only once the other services are starting.
         from lake_assets.instance_storage import DAGSTER_PROCESS_ENV
 
         dagster_env = DAGSTER_PROCESS_ENV | env | {

@@ -189,7 +189,7 @@ def start_spark_connect(directory: Path, env: Mapping[str, str], master: str, *,
 def start_dagster(directory: Path, env: Mapping[str, str], project: Path) -> list[Started]:
     """Dagster's code server (gRPC), webserver and daemon as separate processes; the webserver
     and daemon load the code server's definitions through `directory/workspace.yaml`."""
-    from lake_assets.instance_storage import DAGSTER_PROCESS_ENV  # imports Dagster (3 s)
+    from lake_assets.instance_storage import DAGSTER_PROCESS_ENV  # imports Dagster (1-3 s)
 
     env = DAGSTER_PROCESS_ENV | dict(env)
     grpc_port, web_port = free_port(), free_port()

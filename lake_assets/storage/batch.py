@@ -122,8 +122,8 @@ def load_batch(
     return _outcome(rows)
 
 
-def read_without_writing(spec: BatchSpec, share: Sequence[int], *, files_under: str | None = None
-                         ) -> list[dict]:
+def task_without_spark(spec: BatchSpec, share: Sequence[int], *, files_under: str | None = None
+                       ) -> list[dict]:
     """What one task of `load_batch` does for the archives `share` indexes, with no Spark:
     fetch, decrypt, parse, conform, check and quarantine, in the same groups. With
     `files_under`, it also writes the Parquet files a task writes (`<layer>/<table>` below it,
